@@ -1,0 +1,28 @@
+"""gfgsm: Generalized FGSM adversarial training of GLMs as penalized estimation.
+
+The design reference is THEORY.md (shipped beside the project); its notation is the code's:
+``lam``, ``eta``, ``mu``, ``phi``, ``D``, ``V``, ``clean_weight``.
+"""
+
+from .estimators import GFGSM, BatchFit, PenalizedGLM, fit_batch
+from .families import Binomial, Family, Gaussian, Poisson, get_family
+from .objectives import objective
+from .penalties import get_penalty
+from .schemes import get_scheme
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "GFGSM",
+    "BatchFit",
+    "Binomial",
+    "Family",
+    "Gaussian",
+    "PenalizedGLM",
+    "Poisson",
+    "fit_batch",
+    "get_family",
+    "get_penalty",
+    "get_scheme",
+    "objective",
+]

@@ -1,0 +1,314 @@
+"""Canonical exponential families (THEORY.md section 1).
+
+A family knows the per-observation loss ``l(y, eta) = b(eta) - y eta`` (the negative
+log-likelihood up to terms free of ``eta``, on the ``phi = 1`` scale used for estimation), its
+derivatives in ``eta``, the mean and variance functions, the unit deviance, how to check that
+``y`` lies in its support, and how to draw ``y | eta`` for simulations.
+
+All methods are elementwise on arrays of any shape (``(R, n)`` in the solvers) and use only the
+Array-API namespace of their inputs.  They are written to be finite wherever the mathematics is:
+
+* binomial: ``softplus`` and ``sigmoid`` are evaluated through ``exp(-|eta|)``, so
+  ``|eta|`` up to 700 (and far beyond) gives no overflow and no NaN;
+* poisson: ``exp(eta)`` overflows for ``eta > ETA_MAX_POISSON`` (about 709.78).  The elementwise
+  numerics return ``+inf`` there *without* a floating-point warning (a solver's line search then
+  rejects the step); the public boundaries call :meth:`Family.check_eta`, which raises
+  ``FloatingPointError`` naming the offending value, so an overflow is never a silent ``inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from ._backend import get_namespace, to_numpy
+
+__all__ = ["Binomial", "Family", "Gaussian", "Poisson", "get_family", "sigmoid", "softplus"]
+
+#: Largest ``eta`` with a finite ``exp(eta)`` in float64.
+ETA_MAX_POISSON = math.log(np.finfo(np.float64).max)
+
+
+def softplus(x: Any) -> Any:
+    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
+    xp = get_namespace(x)
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def sigmoid(x: Any) -> Any:
+    """``1 / (1 + exp(-x))`` without overflow, through ``e = exp(-|x|)``."""
+    xp = get_namespace(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+class Family(ABC):
+    """A canonical GLM family with ``b(eta)``; ``phi`` is its dispersion (THEORY.md table, s.1)."""
+
+    name: str = ""
+    #: Which adversary objective is exact for this family (THEORY.md s.2).
+    fgsm_is_exact: bool = True
+
+    def __init__(self, phi: float = 1.0) -> None:
+        if not (np.isfinite(phi) and phi > 0):
+            raise ValueError(f"phi must be a positive finite number, got {phi!r}")
+        self.phi = float(phi)
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}()" if self.phi == 1.0 else f"{name}(phi={self.phi})"
+
+    # --- the likelihood, elementwise -------------------------------------------------------
+    @abstractmethod
+    def cumulant(self, eta: Any) -> Any:
+        """``b(eta)``."""
+
+    @abstractmethod
+    def mean(self, eta: Any) -> Any:
+        """``mu = b'(eta)``."""
+
+    @abstractmethod
+    def d2loss(self, y: Any, eta: Any) -> Any:
+        """``d^2 l / d eta^2 = b''(eta)`` (free of ``y`` for canonical links)."""
+
+    @abstractmethod
+    def variance(self, mu: Any) -> Any:
+        """Unit variance function ``V(mu) = b''(eta)``; ``Var(y) = phi V(mu)``."""
+
+    def loss(self, y: Any, eta: Any) -> Any:
+        """``l(y, eta) = b(eta) - y eta`` (``phi = 1`` scale)."""
+        return self.cumulant(eta) - y * eta
+
+    def dloss(self, y: Any, eta: Any) -> Any:
+        """``d l / d eta = mu - y``."""
+        return self.mean(eta) - y
+
+    def residual_sign(self, y: Any, eta: Any) -> Any:
+        """``s = sign(y - mu)``: the FGSM sign of THEORY.md s.2."""
+        xp = get_namespace(y, eta)
+        return xp.sign(y - self.mean(eta))
+
+    @abstractmethod
+    def deviance(self, y: Any, eta: Any) -> Any:
+        """Unit deviance ``2 [l(y, eta) - l(y, eta_saturated)]``."""
+
+    def adversarial_residual(self, y: Any, eta: Any, P: Any) -> tuple[Any, ...]:
+        """``rho = (l(y, eta - P) - l(y, eta + P)) / (2 P)`` and its partial derivatives.
+
+        The exact worst case of THEORY.md s.2 is
+        ``max(l(eta - P), l(eta + P)) = (l(eta - P) + l(eta + P)) / 2 + P |rho|``; ``rho`` is the
+        residual ``y - mu`` generalised to a budget ``P >= 0`` (``rho -> y - mu`` as ``P -> 0``),
+        and the worst case has a kink exactly where ``rho = 0``.
+
+        Returns ``(rho, rho_eta, rho_P, rho_eta_eta, rho_eta_P, rho_P_P)``, elementwise.
+        """
+        raise NotImplementedError(f"{self.name}: the exact adversary needs adversarial_residual")
+
+    # --- the boundaries ----------------------------------------------------------------------
+    @abstractmethod
+    def validate_y(self, y: np.ndarray) -> None:
+        """Raise ``ValueError`` when ``y`` (host array) leaves the family's support."""
+
+    def check_eta(self, eta: Any) -> None:  # noqa: B027 - a no-op for families that cannot overflow
+        """Raise ``FloatingPointError`` when the mean overflows at some ``eta`` (host check)."""
+
+    def sample(self, eta: Any, rng: np.random.Generator | int | None = None) -> Any:
+        """Draw ``y | eta`` (one draw per entry of ``eta``), returned in ``eta``'s namespace.
+
+        Draws are made on the host with a NumPy ``Generator`` (one device copy in, one out), so
+        the same seed gives the same data on every backend.
+        """
+        xp = get_namespace(eta)
+        self.check_eta(eta)
+        rng = np.random.default_rng(rng)
+        y = self._sample_host(to_numpy(eta), rng)
+        return xp.asarray(y, dtype=xp.float64)
+
+    @abstractmethod
+    def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+
+class Gaussian(Family):
+    """Gaussian, identity link: ``b = eta^2/2``, ``phi = sigma^2``."""
+
+    name = "gaussian"
+
+    def cumulant(self, eta: Any) -> Any:
+        return eta * eta / 2.0
+
+    def loss(self, y: Any, eta: Any) -> Any:
+        # (y - eta)^2 / 2 differs from b - y*eta by y^2/2 (free of eta); it is the familiar
+        # scale (scikit-learn's Lasso) and avoids cancellation for large |y|.
+        r = y - eta
+        return r * r / 2.0
+
+    def mean(self, eta: Any) -> Any:
+        return eta
+
+    def d2loss(self, y: Any, eta: Any) -> Any:
+        xp = get_namespace(y, eta)
+        return xp.ones_like(eta + y)
+
+    def variance(self, mu: Any) -> Any:
+        xp = get_namespace(mu)
+        return xp.ones_like(mu)
+
+    def deviance(self, y: Any, eta: Any) -> Any:
+        r = y - eta
+        return r * r
+
+    def adversarial_residual(self, y: Any, eta: Any, P: Any) -> tuple[Any, ...]:
+        # ((y - eta + P)^2 - (y - eta - P)^2) / (4 P) = y - eta, for every P.
+        xp = get_namespace(y, eta)
+        r = y - eta + 0.0 * P
+        zero = xp.zeros_like(r)
+        return r, -xp.ones_like(r), zero, zero, zero, zero
+
+    def validate_y(self, y: np.ndarray) -> None:
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinite values")
+
+    def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return eta + math.sqrt(self.phi) * rng.standard_normal(eta.shape)
+
+
+class Binomial(Family):
+    """Bernoulli, logit link: ``b = log(1 + e^eta)``, ``mu = sigmoid(eta)``, ``y in {0, 1}``."""
+
+    name = "binomial"
+
+    def cumulant(self, eta: Any) -> Any:
+        return softplus(eta)
+
+    def loss(self, y: Any, eta: Any) -> Any:
+        # For y in {0, 1}, softplus(-(2y - 1) eta) equals softplus(eta) - y eta but keeps full
+        # relative precision when the fit is good (eta large with the right sign), at the cost
+        # of one softplus.  y is validated to be binary at every public boundary.
+        return softplus((1.0 - 2.0 * y) * eta)
+
+    def mean(self, eta: Any) -> Any:
+        return sigmoid(eta)
+
+    def d2loss(self, y: Any, eta: Any) -> Any:
+        xp = get_namespace(eta)
+        # mu (1 - mu) = e / (1 + e)^2 with e = exp(-|eta|): no cancellation in 1 - mu.
+        e = xp.exp(-xp.abs(eta))
+        return e / ((1.0 + e) * (1.0 + e)) + 0.0 * y
+
+    def variance(self, mu: Any) -> Any:
+        return mu * (1.0 - mu)
+
+    def residual_sign(self, y: Any, eta: Any) -> Any:
+        # 0 < mu < 1, so sign(y - mu) = 2y - 1 for every eta (THEORY.md s.2); computing it from
+        # mu would give 0 where mu rounds to exactly 0 or 1.
+        return 2.0 * y - 1.0
+
+    def deviance(self, y: Any, eta: Any) -> Any:
+        return 2.0 * self.loss(y, eta)
+
+    def validate_y(self, y: np.ndarray) -> None:
+        bad = ~((y == 0) | (y == 1))
+        if np.any(bad):
+            vals = np.unique(y[bad])[:5]
+            raise ValueError(
+                f"binomial y must be 0 or 1; found {bad.sum()} other value(s), e.g. {vals.tolist()}"
+            )
+
+    def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        mu = to_numpy(sigmoid(np.asarray(eta)))
+        return (rng.random(eta.shape) < mu).astype(np.float64)
+
+
+class Poisson(Family):
+    """Poisson, log link: ``b = e^eta``, ``mu = e^eta``, ``y in {0, 1, 2, ...}``."""
+
+    name = "poisson"
+    fgsm_is_exact = False
+
+    def _exp(self, eta: Any) -> Any:
+        # exp clipped at the overflow threshold with +inf put back explicitly: the value is the
+        # same as exp(eta) but NumPy raises no overflow warning inside a line search.
+        xp = get_namespace(eta)
+        return xp.where(eta > ETA_MAX_POISSON, xp.inf, xp.exp(xp.minimum(eta, ETA_MAX_POISSON)))
+
+    def cumulant(self, eta: Any) -> Any:
+        return self._exp(eta)
+
+    def mean(self, eta: Any) -> Any:
+        return self._exp(eta)
+
+    def d2loss(self, y: Any, eta: Any) -> Any:
+        return self._exp(eta) + 0.0 * y
+
+    def variance(self, mu: Any) -> Any:
+        return mu
+
+    def deviance(self, y: Any, eta: Any) -> Any:
+        xp = get_namespace(y, eta)
+        mu = self._exp(eta)
+        # y log(y / mu) with 0 log 0 = 0; log(y / mu) = log y - eta avoids overflow of mu.
+        ylogy = xp.where(y > 0, y * (xp.log(xp.where(y > 0, y, 1.0)) - eta), 0.0)
+        return 2.0 * (ylogy - (y - mu))
+
+    def adversarial_residual(self, y: Any, eta: Any, P: Any) -> tuple[Any, ...]:
+        # rho = y - e^eta S(P) with S(P) = sinh(P) / P; S and its derivatives by their Taylor
+        # series below P = 1e-3 (truncation error < 1e-19), where the closed forms cancel.
+        xp = get_namespace(y, eta, P)
+        mu = self._exp(eta)
+        small = P < 1e-3
+        Ps = xp.where(small, 1.0, P)
+        sh, ch = xp.sinh(Ps), xp.cosh(Ps)
+        P2 = P * P
+        S = xp.where(small, 1.0 + P2 / 6.0 + P2 * P2 / 120.0, sh / Ps)
+        S1 = xp.where(small, P / 3.0 + P * P2 / 30.0, (Ps * ch - sh) / (Ps * Ps))
+        S2 = xp.where(
+            small,
+            1.0 / 3.0 + P2 / 10.0,
+            ((Ps * Ps + 2.0) * sh - 2.0 * Ps * ch) / (Ps * Ps * Ps),
+        )
+        rho = y - mu * S
+        return rho, -mu * S, -mu * S1, -mu * S, -mu * S1, -mu * S2
+
+    def validate_y(self, y: np.ndarray) -> None:
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinite values")
+        if np.any(y < 0):
+            raise ValueError(f"poisson y must be non-negative counts; min(y) = {y.min()!r}")
+        if np.any(y != np.round(y)):
+            bad = y[y != np.round(y)][:5]
+            raise ValueError(f"poisson y must be integer counts; found e.g. {bad.tolist()}")
+
+    def check_eta(self, eta: Any) -> None:
+        m = float(np.max(to_numpy(eta))) if np.size(to_numpy(eta)) else -np.inf
+        if not m <= ETA_MAX_POISSON:
+            raise FloatingPointError(
+                f"poisson mean exp(eta) overflows float64: max eta = {m:.6g} > "
+                f"{ETA_MAX_POISSON:.6g}"
+            )
+
+    def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        mu = np.exp(eta)
+        if np.any(mu > 1e15):
+            raise FloatingPointError(
+                f"poisson mean {mu.max():.3g} is too large to sample counts exactly"
+            )
+        return rng.poisson(mu).astype(np.float64)
+
+
+_FAMILIES: dict[str, type[Family]] = {
+    "gaussian": Gaussian,
+    "binomial": Binomial,
+    "poisson": Poisson,
+}
+
+
+def get_family(family: str | Family) -> Family:
+    """A family from its name (``"gaussian"``, ``"binomial"``, ``"poisson"``) or an instance."""
+    if isinstance(family, Family):
+        return family
+    if isinstance(family, str) and family.lower() in _FAMILIES:
+        return _FAMILIES[family.lower()]()
+    raise ValueError(f"unknown family {family!r}; expected one of {sorted(_FAMILIES)}")

@@ -1,0 +1,222 @@
+"""The G-FGSM objective ``Q_n``, its exact worst-case version, and the penalized likelihood ``R_n``.
+
+Every objective of the package has the composite form (THEORY.md s.3)
+
+    F(theta) = (1/n) sum_i psi(y_i, eta_i, P),      eta_i = a + x_i' beta,   P = P_lam(beta) >= 0,
+
+with one per-observation function ``psi`` of the linear predictor and of the *adversarial shift*
+``P`` (the amount ``x_i' beta`` is moved by the adversary, THEORY.md s.2-3):
+
+* ``"pl"`` (penalized likelihood ``R_n``):  ``psi = l(y, eta) + P``;
+* ``"sign"`` (G-FGSM with the FGSM sign ``s_i = sign(y_i - mu_i)``):
+  ``psi = alpha l(y, eta) + (1 - alpha) l(y, eta - s_i P)``;
+* ``"max"`` (the exact worst case over the two shifts ``+-P``):
+  ``psi = alpha l(y, eta) + (1 - alpha) max(l(y, eta - P), l(y, eta + P))``,
+
+where ``alpha`` is Goodfellow's ``clean_weight``.  For binomial the FGSM sign is the worst case
+(``s = 2y - 1``), for gaussian ``sign(y - eta)`` is the worst case, so both adversaries use the
+exact objective there; for poisson ``adversary="fgsm"`` is the (discontinuous) sign version and
+``adversary="exact"`` the convex worst case.
+
+The solvers need the partial derivatives of ``psi`` in ``(eta, P)``; :meth:`Objective.partials`
+returns them.  The worst case has a kink where its two pieces tie; the solvers minimise the
+smooth upper bound obtained by replacing ``|rho|`` by ``sqrt(rho^2 + mu_s^2)`` in
+``max = (l_- + l_+) / 2 + P |rho|`` (see :meth:`Family.adversarial_residual`), which exceeds the
+objective by at most ``P mu_s`` and is driven to ``mu_s -> 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._backend import get_namespace
+from .families import Family, get_family
+
+__all__ = ["Objective", "make_objective", "objective"]
+
+Kind = Literal["pl", "sign", "max"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``F = mean_i psi(y_i, eta_i, P)`` for one family, objective kind and ``clean_weight``."""
+
+    family: Family
+    kind: Kind
+    clean_weight: float = 0.0
+    #: Optional frozen FGSM signs ``s`` of shape ``(R, n)`` (kind ``"sign"`` only); ``None``
+    #: means ``s = sign(y - mu(eta))`` at the point of evaluation.
+    signs: Any = None
+
+    def _sign(self, y: Any, eta: Any) -> Any:
+        return self.family.residual_sign(y, eta) if self.signs is None else self.signs
+
+    @property
+    def has_kinks(self) -> bool:
+        """True when ``psi`` has a kink in ``eta`` at fixed ``P`` (the exact worst case)."""
+        return self.kind == "max" and self.clean_weight < 1.0
+
+    # --- values ---------------------------------------------------------------------------
+    def per_sample(self, y: Any, eta: Any, P: Any) -> Any:
+        """``psi(y_i, eta_i, P)``, shape of ``eta`` (``(R, n)``); ``P`` has shape ``(R,)``."""
+        fam, a = self.family, self.clean_weight
+        Pb = P[..., None]
+        if self.kind == "pl":
+            return fam.loss(y, eta) + Pb
+        clean = fam.loss(y, eta) if a > 0 else 0.0
+        if self.kind == "sign":
+            s = self._sign(y, eta)
+            adv = fam.loss(y, eta - s * Pb)
+        else:
+            xp = get_namespace(eta)
+            adv = xp.maximum(fam.loss(y, eta - Pb), fam.loss(y, eta + Pb))
+        return a * clean + (1.0 - a) * adv
+
+    def value(self, y: Any, eta: Any, P: Any) -> Any:
+        """``F``: the mean of :meth:`per_sample` over the last axis, shape ``(R,)``."""
+        xp = get_namespace(eta)
+        return xp.mean(self.per_sample(y, eta, P), axis=-1)
+
+    def smoothed_value(self, y: Any, eta: Any, P: Any, smooth: Any) -> Any:
+        """The smooth upper bound ``F_mu`` minimised by the solvers (``F`` when no kinks)."""
+        xp = get_namespace(eta)
+        if not self.has_kinks:
+            return self.value(y, eta, P)
+        return xp.mean(self._smoothed_psi(y, eta, P, smooth)[0], axis=-1)
+
+    # --- derivatives ------------------------------------------------------------------------
+    def partials(self, y: Any, eta: Any, P: Any, smooth: Any = 0.0) -> tuple[Any, ...]:
+        """``(psi_eta, psi_P, psi_eta_eta, psi_eta_P, psi_P_P)``, each of shape ``(R, n)``.
+
+        For ``kind="sign"`` the sign ``s_i`` is held at its current value (it is piecewise
+        constant in theta); for ``kind="max"`` these are the derivatives of the smoothed
+        ``psi`` with smoothing level ``smooth`` (shape ``(R,)`` or scalar).
+        """
+        xp = get_namespace(eta)
+        fam, a = self.family, self.clean_weight
+        Pb = P[..., None]
+        if self.kind == "pl":
+            zero = xp.zeros_like(eta)
+            return fam.dloss(y, eta), xp.ones_like(eta), fam.d2loss(y, eta), zero, zero
+        d1c = fam.dloss(y, eta) if a > 0 else 0.0
+        d2c = fam.d2loss(y, eta) if a > 0 else 0.0
+        if self.kind == "sign":
+            s = self._sign(y, eta)
+            ea = eta - s * Pb
+            d1, d2 = fam.dloss(y, ea), fam.d2loss(y, ea)
+            b = 1.0 - a
+            return (
+                a * d1c + b * d1,
+                -b * s * d1,
+                a * d2c + b * d2,
+                -b * s * d2,
+                b * d2 * (s * s),
+            )
+        _, parts = self._smoothed_psi(y, eta, P, smooth, derivatives=True)
+        pe, pP, pee, peP, pPP = parts
+        b = 1.0 - a
+        return a * d1c + b * pe, b * pP, a * d2c + b * pee, b * peP, b * pPP
+
+    def _smoothed_psi(
+        self, y: Any, eta: Any, P: Any, smooth: Any, derivatives: bool = False
+    ) -> tuple[Any, Any]:
+        """``(l_- + l_+)/2 + P h(rho)``, ``h(rho) = sqrt(rho^2 + smooth^2)``, and its partials.
+
+        Returns ``(psi, parts)`` where ``psi`` already contains the clean part and ``parts`` are
+        the partials of the *adversarial* part only (``None`` unless ``derivatives``).
+        """
+        xp = get_namespace(eta)
+        fam, a = self.family, self.clean_weight
+        Pb = P[..., None]
+        sm = smooth[..., None] if hasattr(smooth, "shape") and smooth.ndim else smooth
+        lm, lp = fam.loss(y, eta - Pb), fam.loss(y, eta + Pb)
+        rho, re, rP, ree, reP, rPP = fam.adversarial_residual(y, eta, Pb)
+        h = xp.sqrt(rho * rho + sm * sm)
+        adv = (lm + lp) / 2.0 + Pb * h
+        psi = (a * fam.loss(y, eta) if a > 0 else 0.0) + (1.0 - a) * adv
+        if not derivatives:
+            return psi, None
+        d1m, d1p = fam.dloss(y, eta - Pb), fam.dloss(y, eta + Pb)
+        d2m, d2p = fam.d2loss(y, eta - Pb), fam.d2loss(y, eta + Pb)
+        # h' = rho / h, h'' = smooth^2 / h^3 (h > 0 whenever smooth > 0).
+        hsafe = xp.where(h > 0, h, 1.0)
+        h1 = xp.where(h > 0, rho / hsafe, 0.0)
+        h2 = xp.where(h > 0, (sm * sm) / (hsafe * hsafe * hsafe), 0.0)
+        A_e, A_P = (d1m + d1p) / 2.0, (d1p - d1m) / 2.0
+        A_ee, A_eP, A_PP = (d2m + d2p) / 2.0, (d2p - d2m) / 2.0, (d2m + d2p) / 2.0
+        pe = A_e + Pb * h1 * re
+        pP = A_P + h + Pb * h1 * rP
+        pee = A_ee + Pb * (h2 * re * re + h1 * ree)
+        peP = A_eP + h1 * re + Pb * (h2 * re * rP + h1 * reP)
+        pPP = A_PP + 2.0 * h1 * rP + Pb * (h2 * rP * rP + h1 * rPP)
+        return psi, (pe, pP, pee, peP, pPP)
+
+
+def make_objective(
+    family: str | Family,
+    method: str,
+    adversary: str = "fgsm",
+    clean_weight: float = 0.0,
+) -> Objective:
+    """The :class:`Objective` of an estimator.
+
+    ``method="pl"`` gives ``R_n``; ``method="gfgsm"`` gives ``Q_n`` with ``adversary="fgsm"``
+    (the sign perturbation) or ``"exact"`` (worst case over the l_inf ball of a linear
+    predictor, THEORY.md s.2), mixed with the clean loss by ``clean_weight``.
+    """
+    fam = get_family(family)
+    if method == "pl":
+        return Objective(fam, "pl", 0.0)
+    if method != "gfgsm":
+        raise ValueError(f"unknown method {method!r}; expected 'gfgsm' or 'pl'")
+    if adversary not in ("fgsm", "exact"):
+        raise ValueError(f"unknown adversary {adversary!r}; expected 'fgsm' or 'exact'")
+    if not 0.0 <= clean_weight <= 1.0:
+        raise ValueError(f"clean_weight must lie in [0, 1], got {clean_weight!r}")
+    if fam.name == "binomial":
+        kind: Kind = "sign"  # FGSM is the exact worst case, and smooth
+    elif fam.name == "gaussian":
+        kind = "max"  # FGSM is the exact worst case, with kinks at zero residuals
+    else:
+        kind = "max" if adversary == "exact" else "sign"
+    return Objective(fam, kind, float(clean_weight))
+
+
+def objective(
+    X: Any,
+    y: Any,
+    coef: Any,
+    intercept: float = 0.0,
+    *,
+    family: str | Family,
+    method: str,
+    lam: float,
+    penalty: Any = "l1",
+    adversary: str = "fgsm",
+    clean_weight: float = 0.0,
+    **penalty_params: Any,
+) -> float:
+    """The mean objective of one problem: ``Q_n`` (``method="gfgsm"``) or ``R_n`` (``"pl"``).
+
+    ``Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta))`` (THEORY.md s.3, with the
+    ``clean_weight`` mix and the ``"exact"`` adversary as in :func:`make_objective`);
+    ``R_n(theta) = (1/n) sum_i l(y_i, eta_i) + P_lam(beta)``, both on the ``phi = 1`` scale.
+
+    Parameters
+    ----------
+    X : (n, p) array;  y : (n,) array;  coef : (p,) array;  intercept : float.
+    """
+    from .penalties import get_penalty
+
+    xp = get_namespace(X, y, coef)
+    X = xp.asarray(X, dtype=xp.float64)
+    y = xp.asarray(y, dtype=xp.float64)
+    beta = xp.asarray(coef, dtype=xp.float64)
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam!r}")
+    obj = make_objective(family, method, adversary, clean_weight)
+    pen = get_penalty(penalty, **penalty_params)
+    eta = intercept + X @ beta
+    P = pen.value(beta[None, :], float(lam))
+    return float(obj.value(y[None, :], eta[None, :], P)[0])

@@ -1,0 +1,295 @@
+"""Batched orthant-wise Newton for ``F(theta) = mean_i psi(y_i, eta_i, P(beta))``.
+
+The problem (THEORY.md s.3-4, any objective of :mod:`gfgsm.objectives`) is
+
+    minimise_theta  F(theta) = (1/n) sum_i psi(y_i, eta_i, P(beta)),
+    eta = Xt theta  (Xt = [1, X] with an intercept),   P(beta) = c0 + sum_j u_j |beta_j|,
+
+with weights ``u_j >= 0`` (``u_j = lam`` for l1, ``lam w_j`` for weighted l1, the local linear
+approximation weights for non-convex penalties; ``u_j = inf`` holds ``beta_j`` at zero).  On each
+orthant of ``beta`` the map ``beta -> P`` is linear, so ``F`` is as smooth as ``psi``: for the
+"sign" objectives (binomial G-FGSM, every PL) it is an ordinary GLM loss on the shifted design
+``x_i - s_i u sign(beta)`` (the hint of the core issue).  The solver is the orthant-wise Newton
+method (the Newton analogue of OWL-QN, Andrew & Gao 2007):
+
+1. the *pseudo-gradient* ``pg`` is the minimum-norm element of the subdifferential of ``F``; its
+   sup-norm is the KKT (stationarity) residual that is reported and tested against ``tol``;
+2. the orthant ``sigma = sign(beta)``, or ``-sign(pg)`` for a zero coefficient that should move;
+   coefficients at zero whose subgradient contains 0 are held at zero for the step;
+3. a Newton step on the free coordinates with the exact Hessian of ``F`` on that orthant,
+   ``H = Xt' D_ee Xt + Xt' d_eP v' + v d_eP' Xt + mean(psi_PP) v v'`` with ``v = u sigma``;
+4. a backtracking (Armijo) line search along the path projected onto the orthant.
+
+Where ``psi`` has kinks in ``eta`` (the exact worst case, gaussian G-FGSM) the Newton steps are
+taken on the smooth upper bound of :meth:`Objective.smoothed_value` with smoothing level ``mu_s``,
+which is divided by 10 each time the smoothed problem is solved to ``max(tol, mu_s)``, down to
+``smooth_min``.  The reported ``kkt`` is then the stationarity residual of the smoothed problem
+at ``smooth_min``, whose objective exceeds the true one by at most ``P * smooth_min``.
+
+Every replication runs its own iteration (its own orthant, step length, smoothing level and
+stopping time); the batch only shares the array operations, so a batched fit equals the
+one-at-a-time fits.  No host round-trip happens inside an iteration except the scalar test
+"has every replication stopped?".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .._backend import get_namespace
+from ..objectives import Objective
+
+__all__ = ["L1Shift", "OrthantNewtonResult", "Shift", "orthant_newton"]
+
+_ARMIJO = 1e-4
+_MAX_HALVINGS = 60
+# Relative rounding allowance in the Armijo test: near the optimum the predicted decrease falls
+# below the resolution of F itself, and a correct Newton step must not be refused for that.
+_ROUNDING = 64 * 2.220446049250313e-16
+
+
+class Shift:
+    """The adversarial shift ``P(beta) >= 0`` as the solver sees it (batched over ``R``).
+
+    ``P`` must be smooth on each orthant of ``beta`` (the interior of a sign pattern), with
+    one-sided slopes ``+-zero_slope_j`` in ``beta_j`` at ``beta_j = 0``.
+    """
+
+    #: (R, p) bool: slopes held at exactly zero.
+    fixed: Any
+    #: (R, p) one-sided slope of ``P`` in ``beta_j`` at ``beta_j = 0``.
+    zero_slope: Any
+
+    def value(self, beta: Any) -> Any:  # (R, p) -> (R,)
+        raise NotImplementedError
+
+    def orthant_grad(self, beta: Any, sigma: Any) -> Any:  # gradient on orthant sigma, (R, p)
+        raise NotImplementedError
+
+    def orthant_hess(self, beta: Any, sigma: Any) -> Any | None:  # (R, p, p), None if 0
+        return None
+
+
+class L1Shift(Shift):
+    """``P(beta) = c0 + sum_j u_j |beta_j|`` (``u_j = inf`` holds ``beta_j`` at zero)."""
+
+    def __init__(self, u: Any, c0: Any) -> None:
+        xp = get_namespace(u)
+        self.fixed = xp.isinf(u)
+        self.u = xp.where(self.fixed, 0.0, u)
+        self.zero_slope = self.u
+        self.c0 = c0
+
+    def value(self, beta: Any) -> Any:
+        xp = get_namespace(beta)
+        return self.c0 + xp.sum(self.u * xp.abs(beta), axis=-1)
+
+    def orthant_grad(self, beta: Any, sigma: Any) -> Any:
+        return self.u * sigma
+
+
+@dataclass
+class OrthantNewtonResult:
+    """Solver output, all arrays batched over replications ``R``."""
+
+    theta: Any  # (R, q)
+    converged: Any  # (R,) bool
+    n_iter: Any  # (R,) int
+    kkt: Any  # (R,) sup-norm of the pseudo-gradient at the returned theta
+    objective: Any  # (R,) F(theta) (unsmoothed)
+    smooth: Any  # (R,) final smoothing level (0 where psi has no kinks)
+
+
+def _matvec(xp: Any, Xt: Any, theta: Any) -> Any:
+    # Xt (n, q) shared or (R, n, q); theta (R, q) -> (R, n)
+    if Xt.ndim == 2:
+        return theta @ Xt.T
+    return xp.matmul(Xt, theta[..., None])[..., 0]
+
+
+def _rmatvec(xp: Any, Xt: Any, w: Any) -> Any:
+    # Xt' w for w (R, n) -> (R, q)
+    if Xt.ndim == 2:
+        return w @ Xt
+    return xp.matmul(w[:, None, :], Xt)[:, 0, :]
+
+
+def _gram(xp: Any, Xt: Any, w: Any) -> Any:
+    # Xt' diag(w) Xt for w (R, n) -> (R, q, q)
+    XtT = xp.matrix_transpose(Xt) if Xt.ndim == 3 else Xt.T[None, ...]
+    return xp.matmul(XtT * w[:, None, :], Xt)
+
+
+def orthant_newton(
+    Xt: Any,
+    y: Any,
+    objective: Objective,
+    shift: Shift,
+    theta0: Any,
+    *,
+    n_unpenalized: int,
+    tol: float = 1e-9,
+    max_iter: int = 200,
+    smooth0: float = 1e-1,
+    smooth_min: float = 1e-7,
+) -> OrthantNewtonResult:
+    """Minimise ``F`` for every replication at once.
+
+    Parameters
+    ----------
+    Xt : (n, q) or (R, n, q) design; the first ``n_unpenalized`` columns (the intercept) are not
+        penalized, the remaining ``p = q - n_unpenalized`` are the slopes ``beta``.
+    y : (R, n) responses.
+    objective : the per-observation ``psi``.
+    shift : the shift ``P(beta)`` (for instance :class:`L1Shift`).
+    theta0 : (R, q) starting point.
+    tol : stopping level for the sup-norm of the pseudo-gradient (the KKT residual).
+    smooth0, smooth_min : first and last smoothing levels when ``psi`` has kinks.
+    """
+    xp = get_namespace(Xt, y, theta0)
+    R, q = theta0.shape
+    o = n_unpenalized
+    n = y.shape[-1]
+
+    fixed = shift.fixed
+    slope0 = shift.zero_slope
+    zeros_o = xp.zeros((R, o), dtype=theta0.dtype)
+    fixed_full = xp.concat([xp.zeros((R, o), dtype=xp.bool), fixed], axis=1)
+    theta = xp.where(fixed_full, 0.0, theta0)
+    eye = xp.eye(q, dtype=theta0.dtype)
+
+    kinks = objective.has_kinks
+    smooth = xp.full((R,), smooth0 if kinks else 0.0, dtype=theta0.dtype)
+    smooth_min_arr = smooth_min if kinks else 0.0
+
+    def P_of(th: Any) -> Any:
+        return shift.value(th[:, o:])
+
+    def fval(th: Any, sm: Any) -> Any:
+        eta = _matvec(xp, Xt, th)
+        P = P_of(th)
+        F = objective.smoothed_value(y, eta, P, sm) if kinks else objective.value(y, eta, P)
+        return xp.where(xp.isnan(F), xp.inf, F)
+
+    def pseudo_gradient(th: Any, sm: Any) -> tuple[Any, ...]:
+        eta = _matvec(xp, Xt, th)
+        P = P_of(th)
+        parts = objective.partials(y, eta, P, sm)
+        pe = parts[0]
+        g = _rmatvec(xp, Xt, pe) / n
+        kappa = xp.mean(parts[1], axis=-1)
+        b = th[:, o:]
+        gs = g[:, o:]
+        # On a nonzero slope P is differentiable; at zero its one-sided slopes are +-slope0.
+        gP = shift.orthant_grad(b, xp.sign(b))
+        ku = kappa[:, None] * slope0
+        right, left = gs + ku, gs - ku
+        at_zero = xp.where(right < 0, right, xp.where(left > 0, left, 0.0))
+        pgs = xp.where(b != 0, gs + kappa[:, None] * gP, at_zero)
+        pgs = xp.where(fixed, 0.0, pgs)
+        pg = xp.concat([g[:, :o], pgs], axis=1)
+        return pg, parts
+
+    active = xp.ones((R,), dtype=xp.bool)
+    converged = xp.zeros((R,), dtype=xp.bool)
+    n_iter = xp.zeros((R,), dtype=xp.int64)
+    F = fval(theta, smooth)
+    pg, parts = pseudo_gradient(theta, smooth)
+    kkt = xp.max(xp.abs(pg), axis=-1)
+
+    for _ in range(max_iter):
+        # Stage logic: a smoothing level is finished when its problem is solved to
+        # max(tol, smooth); the last level must reach tol.
+        stage_done = kkt <= xp.maximum(tol, smooth)
+        final = smooth <= smooth_min_arr * (1 + 1e-12)
+        newly_conv = active & stage_done & final & (kkt <= tol)
+        converged = converged | newly_conv
+        active = active & ~newly_conv
+        lower = active & stage_done & ~final
+        if bool(xp.any(lower)):
+            smooth = xp.where(lower, xp.maximum(smooth / 100.0, smooth_min_arr), smooth)
+            F = xp.where(lower, fval(theta, smooth), F)
+            pg2, parts2 = pseudo_gradient(theta, smooth)
+            pg = xp.where(lower[:, None], pg2, pg)
+            parts = tuple(
+                xp.where(lower[:, None], a2, a1) for a1, a2 in zip(parts, parts2, strict=True)
+            )
+            kkt = xp.max(xp.abs(pg), axis=-1)
+            continue
+        if not bool(xp.any(active)):
+            break
+        n_iter = n_iter + xp.astype(active, xp.int64)
+
+        # --- orthant and Newton direction -------------------------------------------------
+        b = theta[:, o:]
+        pgs = pg[:, o:]
+        sigma = xp.where(b != 0, xp.sign(b), -xp.sign(pgs))
+        free = xp.concat([xp.ones((R, o), dtype=xp.bool), sigma != 0], axis=1)
+        v = xp.concat([zeros_o, shift.orthant_grad(b, sigma)], axis=1)
+        _, _, pee, peP, pPP = parts
+        H = _gram(xp, Xt, pee / n)
+        z = _rmatvec(xp, Xt, peP / n)
+        H = (
+            H
+            + z[:, :, None] * v[:, None, :]
+            + v[:, :, None] * z[:, None, :]
+            + xp.mean(pPP, axis=-1)[:, None, None] * v[:, :, None] * v[:, None, :]
+        )
+        HP = shift.orthant_hess(b, sigma)
+        if HP is not None:
+            kappa = xp.mean(parts[1], axis=-1)
+            HP = kappa[:, None, None] * HP
+            top = xp.zeros((R, o, q), dtype=H.dtype)
+            left_ = xp.zeros((R, q - o, o), dtype=H.dtype)
+            H = H + xp.concat([top, xp.concat([left_, HP], axis=2)], axis=1)
+        mask2 = free[:, :, None] & free[:, None, :]
+        H = xp.where(mask2, H, eye)
+        # A tiny Levenberg term keeps singular systems (p > n, separated data) solvable; it
+        # changes the path, never the fixed point (which is pg = 0).
+        diag = xp.sum(H * eye, axis=-1)
+        damp = 1e-10 * (1.0 + xp.max(xp.abs(diag), axis=-1))
+        H = H + damp[:, None, None] * eye
+        G = xp.where(free, pg, 0.0)
+        d = -xp.linalg.solve(H, G[..., None])[..., 0]
+        # A zero coefficient may only move into the orthant it was assigned.
+        ds = d[:, o:]
+        ds = xp.where((b == 0) & (ds * sigma <= 0), 0.0, ds)
+        d = xp.concat([d[:, :o], ds], axis=1)
+        slope = xp.sum(G * d, axis=-1)
+        bad = ~(slope < 0)
+        d = xp.where(bad[:, None], -G, d)
+
+        # --- projected backtracking line search ---------------------------------------------
+        t = 1.0
+        accepted = ~active
+        new_theta = theta
+        new_F = F
+        for _ls in range(_MAX_HALVINGS):
+            trial = theta + t * d
+            ts = trial[:, o:]
+            ts = xp.where((sigma != 0) & (xp.sign(ts) != sigma), 0.0, ts)
+            trial = xp.concat([trial[:, :o], ts], axis=1)
+            F1 = fval(trial, smooth)
+            dec = xp.sum(G * (trial - theta), axis=-1)
+            ok = F1 <= F + _ARMIJO * dec + _ROUNDING * xp.abs(F)
+            take = ok & ~accepted
+            new_theta = xp.where(take[:, None], trial, new_theta)
+            new_F = xp.where(take, F1, new_F)
+            accepted = accepted | ok
+            if bool(xp.all(accepted)):
+                break
+            t = t / 2.0
+        # A replication whose line search failed is stuck: stop it, not converged.
+        stuck = active & ~accepted
+        active = active & ~stuck
+        theta, F = new_theta, new_F
+        pg, parts = pseudo_gradient(theta, smooth)
+        kkt = xp.max(xp.abs(pg), axis=-1)
+
+    # Final bookkeeping: replications still active hit max_iter.
+    final = smooth <= smooth_min_arr * (1 + 1e-12)
+    converged = converged | (active & (kkt <= tol) & final)
+    eta = _matvec(xp, Xt, theta)
+    obj = objective.value(y, eta, P_of(theta))
+    return OrthantNewtonResult(theta, converged, n_iter, kkt, obj, smooth)
