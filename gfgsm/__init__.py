@@ -4,7 +4,8 @@ The design reference is THEORY.md (shipped beside the project); its notation is 
 ``lam``, ``eta``, ``mu``, ``phi``, ``D``, ``V``, ``clean_weight``.
 """
 
-from .estimators import GFGSM, BatchFit, PenalizedGLM, fit_batch
+from .batch import BatchFit, fit_batch
+from .estimators import GFGSM, PenalizedGLM
 from .families import Binomial, Family, Gaussian, Poisson, get_family
 from .objectives import objective
 from .penalties import get_penalty

@@ -27,7 +27,7 @@ objective by at most ``P mu_s`` and is driven to ``mu_s -> 0``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ._backend import get_namespace
@@ -48,6 +48,13 @@ class Objective:
     #: Optional frozen FGSM signs ``s`` of shape ``(R, n)`` (kind ``"sign"`` only); ``None``
     #: means ``s = sign(y - mu(eta))`` at the point of evaluation.
     signs: Any = None
+
+    def take(self, idx: Any) -> Objective:
+        """The objective of the replications ``idx`` (frozen signs are per replication)."""
+        if self.signs is None:
+            return self
+        xp = get_namespace(self.signs)
+        return replace(self, signs=xp.take(self.signs, idx, axis=0))
 
     def _sign(self, y: Any, eta: Any) -> Any:
         return self.family.residual_sign(y, eta) if self.signs is None else self.signs

@@ -70,6 +70,10 @@ class Shift:
     def orthant_hess(self, beta: Any, sigma: Any) -> Any | None:  # (R, p, p), None if 0
         return None
 
+    def take(self, idx: Any) -> Shift:
+        """The shift of the replications ``idx`` (for the solver's working set)."""
+        raise NotImplementedError
+
 
 class L1Shift(Shift):
     """``P(beta) = c0 + sum_j u_j |beta_j|`` (``u_j = inf`` holds ``beta_j`` at zero)."""
@@ -87,6 +91,15 @@ class L1Shift(Shift):
 
     def orthant_grad(self, beta: Any, sigma: Any) -> Any:
         return self.u * sigma
+
+    def take(self, idx: Any) -> L1Shift:
+        xp = get_namespace(self.u)
+        new = L1Shift.__new__(L1Shift)
+        new.fixed = xp.take(self.fixed, idx, axis=0)
+        new.u = xp.take(self.u, idx, axis=0)
+        new.zero_slope = new.u
+        new.c0 = xp.take(self.c0, idx, axis=0)
+        return new
 
 
 @dataclass
@@ -151,52 +164,63 @@ def orthant_newton(
     R, q = theta0.shape
     o = n_unpenalized
     n = y.shape[-1]
-
-    fixed = shift.fixed
-    slope0 = shift.zero_slope
-    zeros_o = xp.zeros((R, o), dtype=theta0.dtype)
-    fixed_full = xp.concat([xp.zeros((R, o), dtype=xp.bool), fixed], axis=1)
-    theta = xp.where(fixed_full, 0.0, theta0)
     eye = xp.eye(q, dtype=theta0.dtype)
-
     kinks = objective.has_kinks
-    smooth = xp.full((R,), smooth0 if kinks else 0.0, dtype=theta0.dtype)
     smooth_min_arr = smooth_min if kinks else 0.0
 
+    # The working set: the replications still iterating, with their own copies of the data.
+    # When at most half of it is still active it is compacted (``take``), so stragglers do
+    # not make every finished replication pay for their iterations.
+    idx = xp.arange(R)
+    Xw = Xt
+    yw = y
+    shiftw = shift
+    objw = objective
+    finished: list[tuple[Any, ...]] = []
+
     def P_of(th: Any) -> Any:
-        return shift.value(th[:, o:])
+        return shiftw.value(th[:, o:])
 
     def fval(th: Any, sm: Any) -> Any:
-        eta = _matvec(xp, Xt, th)
+        eta = _matvec(xp, Xw, th)
         P = P_of(th)
-        F = objective.smoothed_value(y, eta, P, sm) if kinks else objective.value(y, eta, P)
+        F = objw.smoothed_value(yw, eta, P, sm) if kinks else objw.value(yw, eta, P)
         return xp.where(xp.isnan(F), xp.inf, F)
 
     def pseudo_gradient(th: Any, sm: Any) -> tuple[Any, ...]:
-        eta = _matvec(xp, Xt, th)
+        eta = _matvec(xp, Xw, th)
         P = P_of(th)
-        parts = objective.partials(y, eta, P, sm)
-        pe = parts[0]
-        g = _rmatvec(xp, Xt, pe) / n
+        parts = objw.partials(yw, eta, P, sm)
+        g = _rmatvec(xp, Xw, parts[0]) / n
         kappa = xp.mean(parts[1], axis=-1)
         b = th[:, o:]
         gs = g[:, o:]
         # On a nonzero slope P is differentiable; at zero its one-sided slopes are +-slope0.
-        gP = shift.orthant_grad(b, xp.sign(b))
-        ku = kappa[:, None] * slope0
+        gP = shiftw.orthant_grad(b, xp.sign(b))
+        ku = kappa[:, None] * shiftw.zero_slope
         right, left = gs + ku, gs - ku
         at_zero = xp.where(right < 0, right, xp.where(left > 0, left, 0.0))
         pgs = xp.where(b != 0, gs + kappa[:, None] * gP, at_zero)
-        pgs = xp.where(fixed, 0.0, pgs)
+        pgs = xp.where(shiftw.fixed, 0.0, pgs)
         pg = xp.concat([g[:, :o], pgs], axis=1)
         return pg, parts
 
+    fixed_full = xp.concat([xp.zeros((R, o), dtype=xp.bool), shift.fixed], axis=1)
+    theta = xp.where(fixed_full, 0.0, theta0)
+    smooth = xp.full((R,), smooth0 if kinks else 0.0, dtype=theta0.dtype)
     active = xp.ones((R,), dtype=xp.bool)
     converged = xp.zeros((R,), dtype=xp.bool)
     n_iter = xp.zeros((R,), dtype=xp.int64)
     F = fval(theta, smooth)
     pg, parts = pseudo_gradient(theta, smooth)
     kkt = xp.max(xp.abs(pg), axis=-1)
+
+    def retire(sel: Any) -> None:
+        eta = _matvec(xp, Xw, theta)
+        obj = objw.value(yw, eta, P_of(theta))
+        finished.append(
+            tuple(xp.take(a, sel, axis=0) for a in (idx, theta, converged, n_iter, kkt, obj, smooth))
+        )
 
     for _ in range(max_iter):
         # Stage logic: a smoothing level is finished when its problem is solved to
@@ -217,31 +241,48 @@ def orthant_newton(
             )
             kkt = xp.max(xp.abs(pg), axis=-1)
             continue
-        if not bool(xp.any(active)):
+        n_active = int(xp.sum(xp.astype(active, xp.int64)))
+        if n_active == 0:
             break
+        W = theta.shape[0]
+        if n_active <= W // 2 and W >= 16:
+            retire(xp.nonzero(~active)[0])
+            keep = xp.nonzero(active)[0]
+            idx, theta, F, pg, kkt, smooth, converged, n_iter = (
+                xp.take(a, keep, axis=0)
+                for a in (idx, theta, F, pg, kkt, smooth, converged, n_iter)
+            )
+            parts = tuple(xp.take(a, keep, axis=0) for a in parts)
+            active = xp.ones((n_active,), dtype=xp.bool)
+            yw = xp.take(yw, keep, axis=0)
+            Xw = xp.take(Xw, keep, axis=0) if Xw.ndim == 3 else Xw
+            shiftw = shiftw.take(keep)
+            objw = objw.take(keep)
+        W = theta.shape[0]
         n_iter = n_iter + xp.astype(active, xp.int64)
 
         # --- orthant and Newton direction -------------------------------------------------
         b = theta[:, o:]
         pgs = pg[:, o:]
         sigma = xp.where(b != 0, xp.sign(b), -xp.sign(pgs))
-        free = xp.concat([xp.ones((R, o), dtype=xp.bool), sigma != 0], axis=1)
-        v = xp.concat([zeros_o, shift.orthant_grad(b, sigma)], axis=1)
+        free = xp.concat([xp.ones((W, o), dtype=xp.bool), sigma != 0], axis=1)
+        v = xp.concat([xp.zeros((W, o), dtype=theta.dtype), shiftw.orthant_grad(b, sigma)],
+                      axis=1)
         _, _, pee, peP, pPP = parts
-        H = _gram(xp, Xt, pee / n)
-        z = _rmatvec(xp, Xt, peP / n)
+        H = _gram(xp, Xw, pee / n)
+        z = _rmatvec(xp, Xw, peP / n)
         H = (
             H
             + z[:, :, None] * v[:, None, :]
             + v[:, :, None] * z[:, None, :]
             + xp.mean(pPP, axis=-1)[:, None, None] * v[:, :, None] * v[:, None, :]
         )
-        HP = shift.orthant_hess(b, sigma)
+        HP = shiftw.orthant_hess(b, sigma)
         if HP is not None:
             kappa = xp.mean(parts[1], axis=-1)
             HP = kappa[:, None, None] * HP
-            top = xp.zeros((R, o, q), dtype=H.dtype)
-            left_ = xp.zeros((R, q - o, o), dtype=H.dtype)
+            top = xp.zeros((W, o, q), dtype=H.dtype)
+            left_ = xp.zeros((W, q - o, o), dtype=H.dtype)
             H = H + xp.concat([top, xp.concat([left_, HP], axis=2)], axis=1)
         mask2 = free[:, :, None] & free[:, None, :]
         H = xp.where(mask2, H, eye)
@@ -287,9 +328,11 @@ def orthant_newton(
         pg, parts = pseudo_gradient(theta, smooth)
         kkt = xp.max(xp.abs(pg), axis=-1)
 
-    # Final bookkeeping: replications still active hit max_iter.
+    # Replications still active hit max_iter (or converged on the last step).
     final = smooth <= smooth_min_arr * (1 + 1e-12)
     converged = converged | (active & (kkt <= tol) & final)
-    eta = _matvec(xp, Xt, theta)
-    obj = objective.value(y, eta, P_of(theta))
+    retire(xp.arange(theta.shape[0]))
+    cols = [xp.concat([piece[k] for piece in finished], axis=0) for k in range(7)]
+    order = xp.argsort(cols[0])
+    idx_, theta, converged, n_iter, kkt, obj, smooth = (xp.take(c, order, axis=0) for c in cols)
     return OrthantNewtonResult(theta, converged, n_iter, kkt, obj, smooth)

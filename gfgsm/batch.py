@@ -1,0 +1,404 @@
+"""``fit_batch``: R independent G-FGSM or PL problems in one call.
+
+This is the boundary of the package: inputs are validated here (with errors that name the
+offending argument and value, and that leave the caller's arrays untouched), then a solver of
+:mod:`gfgsm.solvers` runs on the validated arrays.  The scikit-learn estimators of
+:mod:`gfgsm.estimators` are thin wrappers around it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ._backend import asarray, get_namespace, to_numpy
+from .families import Family, get_family
+from .objectives import Objective, make_objective
+from .penalties import L1, AdaptiveL1, Penalty, WeightedL1, adaptive_weights, get_penalty
+from .schemes import get_scheme
+from .solvers.lla import lla
+from .solvers.orthant_newton import L1Shift, Shift, orthant_newton
+from .solvers.sign_fixed_point import sign_fixed_point
+
+__all__ = ["BatchFit", "fit_batch"]
+
+# First smoothing level of a warm-started solve (kinked objectives): the start is already
+# near the solution, so the coarse levels of a cold start would only undo its accuracy.
+_WARM_SMOOTH = 1e-4
+
+
+@dataclass
+class BatchFit:
+    """The result of :func:`fit_batch` for ``R`` problems (arrays in the input's namespace).
+
+    Attributes
+    ----------
+    coef : (R, p) slopes ``beta``.
+    intercept : (R,) intercepts ``a`` (zeros when ``fit_intercept=False``).
+    converged : (R,) bool; a replication is converged when its KKT residual is below ``tol``
+        (for non-convex penalties: the residual of the non-convex problem, a local stationarity).
+    n_iter : (R,) Newton iterations (summed over LLA steps for non-convex penalties).
+    objective : (R,) the objective (``Q_n`` or ``R_n``, mean scale) at the estimate.
+    kkt : (R,) sup-norm of the minimum-norm subgradient (the stationarity residual).
+    status : (R,) ``"converged"``; ``"max_iter"``; ``"stalled"`` (the line search found no
+        decrease); ``"diverging"`` (binomial separation: no finite minimiser); ``"sign_cycle"``
+        (poisson FGSM: the frozen-sign iteration cycles, see
+        :mod:`gfgsm.solvers.sign_fixed_point`).
+    """
+
+    coef: Any
+    intercept: Any
+    converged: Any
+    n_iter: Any
+    objective: Any
+    kkt: Any
+    status: np.ndarray
+    lam: Any
+    method: str
+    family: str
+    penalty: str
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_problems(self) -> int:
+        return int(self.coef.shape[0])
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+
+
+def _validate_arrays(X: Any, y: Any, xp: Any, fam: Family) -> tuple[Any, Any]:
+    """Float64 arrays ``X`` (n, p) or (R, n, p) and ``y`` (R, n); raise on bad input."""
+    Xa = asarray(X, xp)
+    ya = asarray(y, xp)
+    if Xa.ndim not in (2, 3):
+        raise ValueError(f"X must have shape (n, p) or (R, n, p); got shape {tuple(Xa.shape)}")
+    if ya.ndim not in (1, 2):
+        raise ValueError(f"y must have shape (n,) or (R, n); got shape {tuple(ya.shape)}")
+    n, p = Xa.shape[-2], Xa.shape[-1]
+    if n == 0:
+        raise ValueError("X has no rows (n = 0): there is nothing to fit")
+    if p == 0:
+        raise ValueError("X has no columns (p = 0)")
+    if ya.shape[-1] != n:
+        raise ValueError(f"X has {n} rows but y has {ya.shape[-1]} entries on its last axis")
+    if ya.ndim == 1:
+        ya = ya[None, :]
+    if Xa.ndim == 3 and Xa.shape[0] != ya.shape[0]:
+        if ya.shape[0] == 1:
+            ya = xp.broadcast_to(ya, (Xa.shape[0], n))
+        else:
+            raise ValueError(
+                f"X holds {Xa.shape[0]} problems but y holds {ya.shape[0]}"
+            )
+    if not bool(xp.all(xp.isfinite(Xa))):
+        raise ValueError("X contains NaN or infinite values")
+    if not bool(xp.all(xp.isfinite(ya))):
+        raise ValueError("y contains NaN or infinite values")
+    fam.validate_y(to_numpy(ya))
+    return Xa, ya
+
+
+def _validate_lam(lam: Any, R: int, xp: Any) -> Any:
+    lam_np = np.asarray(to_numpy(lam), dtype=float)
+    if lam_np.ndim > 1 or (lam_np.ndim == 1 and lam_np.shape[0] != R):
+        raise ValueError(f"lam must be a scalar or have shape ({R},); got shape {lam_np.shape}")
+    if not np.all(np.isfinite(lam_np)):
+        raise ValueError(f"lam must be finite, got {lam!r}")
+    if np.any(lam_np < 0):
+        raise ValueError(f"lam must be >= 0, got {lam_np.min()!r}")
+    return xp.asarray(np.broadcast_to(lam_np, (R,)).copy(), dtype=xp.float64)
+
+
+class _PenaltyShift(Shift):
+    """A convex (or orthant-smooth) :class:`Penalty` at level ``lam`` seen as a solver shift."""
+
+    def __init__(self, penalty: Penalty, lam: Any, p: int) -> None:
+        xp = get_namespace(lam)
+        self.penalty, self.lam = penalty, lam
+        R = lam.shape[0]
+        self.fixed = xp.zeros((R, p), dtype=xp.bool)
+        zero = xp.zeros((R, p), dtype=xp.float64)
+        if penalty.is_separable:
+            self.zero_slope = penalty.derivative(zero, lam)
+        else:
+            # One-sided slope of P in beta_j at beta_j = 0, with the other coordinates held:
+            # by the directional derivative along e_j at a generic point it is the orthant
+            # gradient with sigma_j = +1; penalties may override through `zero_slope`.
+            self.zero_slope = getattr(penalty, "zero_slope", None)
+            if self.zero_slope is None:
+                self.zero_slope = zero
+        self.separable = penalty.is_separable
+
+    def take(self, idx: Any) -> _PenaltyShift:
+        xp = get_namespace(self.lam)
+        new = _PenaltyShift.__new__(_PenaltyShift)
+        new.penalty, new.separable = self.penalty, self.separable
+        new.lam = xp.take(self.lam, idx, axis=0)
+        new.fixed = xp.take(self.fixed, idx, axis=0)
+        new.zero_slope = xp.take(self.zero_slope, idx, axis=0)
+        return new
+
+    def value(self, beta: Any) -> Any:
+        return self.penalty.value(beta, self.lam)
+
+    def orthant_grad(self, beta: Any, sigma: Any) -> Any:
+        return self.penalty.grad(beta, self.lam, sigma)
+
+    def orthant_hess(self, beta: Any, sigma: Any) -> Any | None:
+        if not self.separable:
+            return None
+        xp = get_namespace(beta)
+        t = xp.abs(beta)
+        # The curvature of |b|^r (r < 2, r != 1) is infinite at 0; cap it so a coefficient
+        # near zero takes a finite Newton step (the line search then decides).
+        h = xp.where(t > 0, self.penalty.second_derivative(xp.where(t > 0, t, 1.0), self.lam), 0.0)
+        h = xp.clip(h, -1e12, 1e12)
+        p = beta.shape[-1]
+        return h[..., None] * xp.eye(p, dtype=beta.dtype)
+
+
+def _initial_theta(xp: Any, fam: Family, y: Any, p: int, fit_intercept: bool) -> Any:
+    R = y.shape[0]
+    theta = xp.zeros((R, p + int(fit_intercept)), dtype=xp.float64)
+    if not fit_intercept:
+        return theta
+    ybar = xp.mean(y, axis=-1)
+    if fam.name == "binomial":
+        yb = xp.clip(ybar, 1e-3, 1 - 1e-3)
+        a0 = xp.log(yb / (1 - yb))
+    elif fam.name == "poisson":
+        a0 = xp.log(xp.clip(ybar, 1e-3, None))
+    else:
+        a0 = ybar
+    return xp.concat([a0[:, None], theta[:, 1:]], axis=1)
+
+
+def fit_batch(
+    X: Any,
+    y: Any,
+    *,
+    family: str | Family,
+    method: str,
+    lam: Any,
+    penalty: str | Penalty = "l1",
+    fit_intercept: bool = True,
+    backend: str | None = None,
+    scheme: Any = None,
+    adversary: str = "fgsm",
+    clean_weight: float = 0.0,
+    weights: Any = None,
+    tol: float = 1e-9,
+    max_iter: int = 200,
+    init: Any = None,
+    warn: bool = True,
+    **penalty_params: Any,
+) -> BatchFit:
+    """Fit ``R`` independent problems at once.
+
+    Minimises, for each problem ``r``, the G-FGSM objective ``Q_n`` (``method="gfgsm"``) or the
+    penalized likelihood ``R_n`` (``method="pl"``) of THEORY.md s.3:
+
+        Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta)),
+        R_n(theta) = (1/n) sum_i l(y_i, eta_i) + P_lam(beta).
+
+    Parameters
+    ----------
+    X : (n, p) shared design or (R, n, p) one design per problem.
+    y : (R, n) responses (or (n,) for one problem).
+    family : ``"gaussian"``, ``"binomial"``, ``"poisson"`` or a :class:`Family`.
+    method : ``"gfgsm"`` or ``"pl"``.
+    lam : scalar or (R,) penalty level (the FGSM budget ``eps`` for l1 G-FGSM).
+    penalty : ``"l1"``, ``"weighted_l1"``/``"adaptive_l1"`` (``weights=`` (p,) or (R, p); for
+        ``"adaptive_l1"`` without weights a pilot fit at ``pilot_lam`` (default 0) gives
+        ``w = 1 / |beta_pilot|^gamma``), ``"lr"`` (``r=``), ``"scad"`` (``a=``), ``"mcp"``
+        (``gamma=``), or a :class:`~gfgsm.penalties.Penalty`.
+    scheme : a gradient scheme (``"sign"``, ``"lq"``, ``"power"``, ``"quantized"`` or a
+        :class:`~gfgsm.schemes.Scheme`); G-FGSM then uses the scheme's induced penalty.
+    adversary : ``"fgsm"`` (sign perturbation) or ``"exact"`` (worst case; differs only for
+        poisson).
+    clean_weight : Goodfellow's ``alpha`` in ``alpha l(x) + (1 - alpha) l(x_adv)``.
+    tol : KKT (stationarity) tolerance; ``max_iter`` : Newton iterations per problem.
+    init : optional (R, p + fit_intercept) starting values (intercept first).
+
+    Returns
+    -------
+    BatchFit
+    """
+    xp = get_namespace(X, y, backend=backend)
+    fam = get_family(family)
+    obj = make_objective(fam, method, adversary, clean_weight)
+    if scheme is not None:
+        if method != "gfgsm":
+            raise ValueError("scheme= applies to method='gfgsm' only")
+        if not (isinstance(penalty, str) and penalty == "l1") or penalty_params:
+            raise ValueError("give either scheme= or penalty=, not both")
+        pen: Penalty = get_scheme(scheme).induced_penalty
+    else:
+        pen = _resolve_penalty(penalty, weights, penalty_params)
+    Xa, ya = _validate_arrays(X, y, xp, fam)
+    R = ya.shape[0]
+    p = Xa.shape[-1]
+    lam_a = _validate_lam(lam, R, xp)
+    if not (isinstance(tol, int | float) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+
+    if isinstance(pen, _AdaptivePending):
+        pilot = fit_batch(
+            Xa, ya, family=fam, method=method, lam=pen.pilot_lam, penalty="l1",
+            fit_intercept=fit_intercept, adversary=adversary, clean_weight=clean_weight,
+            tol=tol, max_iter=max_iter, warn=warn,
+        )
+        pen = AdaptiveL1(adaptive_weights(pilot.coef, gamma=pen.gamma))
+
+    ones = xp.ones((*Xa.shape[:-1], 1), dtype=xp.float64)
+    Xt = xp.concat([ones, Xa], axis=-1) if fit_intercept else Xa
+    o = int(fit_intercept)
+    if init is None:
+        theta0 = _initial_theta(xp, fam, ya, p, fit_intercept)
+    else:
+        theta0 = asarray(init, xp)
+        if theta0.ndim == 1:
+            theta0 = xp.broadcast_to(theta0[None, :], (R, p + o))
+        if tuple(theta0.shape) != (R, p + o):
+            raise ValueError(f"init must have shape ({R}, {p + o}); got {tuple(theta0.shape)}")
+    common = dict(n_unpenalized=o, tol=tol, max_iter=max_iter)
+
+    info: dict[str, Any] = {}
+
+    def eta_of(theta: Any) -> Any:
+        if Xt.ndim == 2:
+            return theta @ Xt.T
+        return xp.matmul(Xt, theta[..., None])[..., 0]
+
+    def run(shift: Shift, theta_start: Any, smooth0: float = 1e-1) -> Any:
+        def solve(obj_: Objective, th: Any) -> Any:
+            return orthant_newton(Xt, ya, obj_, shift, th, smooth0=smooth0, **common)
+
+        if obj.kind == "sign" and fam.name != "binomial":
+            res_, stable = sign_fixed_point(solve, obj, eta_of, ya, theta_start)
+            res_.converged = res_.converged & stable
+            info["signs_stable"] = stable
+            return res_
+        return solve(obj, theta_start)
+
+    zero_c0 = xp.zeros((R,), dtype=xp.float64)
+    if isinstance(pen, L1 | WeightedL1):
+        if isinstance(pen, WeightedL1):
+            pen.weights_array(xp, R, p)  # validates the weights' shape
+        # p'(0+) per coordinate: lam w_j, and +inf for weights that hold a slope at zero.
+        u = pen.derivative(xp.zeros((R, p), dtype=xp.float64), lam_a)
+        res = run(L1Shift(u, zero_c0), theta0)
+    elif pen.is_separable and not pen.is_convex:
+        start = run(L1Shift(lam_a[:, None] * xp.ones((R, p), dtype=xp.float64), zero_c0), theta0)
+        # LLA from the l1 fit (Zou & Li 2008) into the basin of a local minimiser, then Newton
+        # on the non-convex objective itself, whose pseudo-gradient is the reported residual.
+        if obj.kind == "sign" and fam.name != "binomial":
+            mid = start  # LLA with moving signs would nest two fixed points; Newton suffices
+            steps = xp.zeros((R,), dtype=xp.int64)
+        else:
+            mid, steps, _ = lla(Xt, ya, obj, pen, lam_a, start.theta, smooth0=_WARM_SMOOTH,
+                                **common)
+            mid.n_iter = mid.n_iter + start.n_iter
+        res = run(_PenaltyShift(pen, lam_a, p), mid.theta, smooth0=_WARM_SMOOTH)
+        res.n_iter = res.n_iter + mid.n_iter
+        info["lla_steps"] = steps
+    else:
+        res = run(_PenaltyShift(pen, lam_a, p), theta0)
+
+    theta = res.theta
+    coef = theta[:, o:]
+    intercept = theta[:, 0] if fit_intercept else xp.zeros((R,), dtype=xp.float64)
+    eta = eta_of(theta)
+    objective_value = obj.value(ya, eta, pen.value(coef, lam_a))
+    converged = res.converged
+    status = _status(fam, res, converged, objective_value, max_iter)
+    if "signs_stable" in info:
+        status = np.where(~to_numpy(info["signs_stable"]).astype(bool), "sign_cycle", status)
+        status = status.astype(object)
+    fit = BatchFit(
+        coef=coef, intercept=intercept, converged=converged, n_iter=res.n_iter,
+        objective=objective_value, kkt=res.kkt, status=status, lam=lam_a, method=method,
+        family=fam.name, penalty=getattr(pen, "name", type(pen).__name__), info=info,
+    )
+    if obj.has_kinks:
+        info["smooth"] = res.smooth
+    if warn:
+        _warn_nonconverged(fit)
+    return fit
+
+
+class _AdaptivePending:
+    """``penalty="adaptive_l1"`` without weights: a pilot fit is needed first."""
+
+    name = "adaptive_l1"
+
+    def __init__(self, gamma: float, pilot_lam: float) -> None:
+        if not (gamma > 0):
+            raise ValueError(f"gamma must be > 0, got {gamma!r}")
+        if not (pilot_lam >= 0):
+            raise ValueError(f"pilot_lam must be >= 0, got {pilot_lam!r}")
+        self.gamma, self.pilot_lam = float(gamma), float(pilot_lam)
+
+
+def _resolve_penalty(penalty: Any, weights: Any, params: dict) -> Any:
+    if isinstance(penalty, str) and penalty == "adaptive_l1" and weights is None:
+        return _AdaptivePending(params.get("gamma", 1.0), params.get("pilot_lam", 0.0))
+    if isinstance(penalty, str) and penalty in ("weighted_l1", "adaptive_l1"):
+        if weights is None:
+            raise ValueError(f"penalty={penalty!r} needs weights=")
+        extra = {k: v for k, v in params.items() if k not in ("gamma", "pilot_lam")}
+        return get_penalty(penalty, weights=weights, **extra)
+    if weights is not None:
+        raise ValueError(f"weights= applies to weighted_l1/adaptive_l1, not to {penalty!r}")
+    return get_penalty(penalty, **params)
+
+
+def _status(
+    fam: Family, res: Any, converged: Any, objective_value: Any, max_iter: int
+) -> np.ndarray:
+    conv = to_numpy(converged).astype(bool)
+    n_iter = to_numpy(res.n_iter)
+    obj = to_numpy(objective_value)
+    status = np.where(conv, "converged", np.where(n_iter >= max_iter, "max_iter", "stalled"))
+    # A binomial objective driven to ~0 without convergence means separation: the infimum is
+    # not attained and the coefficients grow without bound.
+    if fam.name == "binomial":
+        status = np.where(~conv & (obj < 1e-6), "diverging", status)
+    return status.astype(object)
+
+
+def _warn_nonconverged(fit: BatchFit) -> None:
+    bad = np.flatnonzero(fit.status != "converged")
+    if bad.size == 0:
+        return
+    kinds = {
+        s: int(np.sum(fit.status == s))
+        for s in ("max_iter", "stalled", "diverging", "sign_cycle")
+    }
+    kinds = {k: v for k, v in kinds.items() if v}
+    msg = (
+        f"{bad.size} of {fit.n_problems} fits did not converge ({kinds}); first indices "
+        f"{bad[:10].tolist()}. Check BatchFit.converged / .status; "
+    )
+    if "diverging" in kinds:
+        msg += (
+            "'diverging' fits are (adversarially) separable at this lam: no finite minimiser "
+            "exists and the coefficients grow without bound; "
+        )
+    if "sign_cycle" in kinds:
+        msg += (
+            "'sign_cycle' fits: the poisson FGSM objective jumps where y_i = mu_i and its "
+            "infimum is approached at such a jump, so no minimiser exists (adversary='exact' is "
+            "the convex alternative); "
+        )
+    msg += "their estimates are the last iterates, not minimisers."
+    warnings.warn(msg, ConvergenceWarning, stacklevel=3)
