@@ -20,6 +20,7 @@ from .families import Family, get_family
 from .objectives import Objective, make_objective
 from .penalties import L1, AdaptiveL1, Penalty, WeightedL1, adaptive_weights, get_penalty
 from .schemes import get_scheme
+from .solvers.crossover import crossover
 from .solvers.lla import lla
 from .solvers.orthant_newton import L1Shift, Shift, orthant_newton
 from .solvers.sign_fixed_point import sign_fixed_point
@@ -220,7 +221,8 @@ def fit_batch(
         ``w = 1 / |beta_pilot|^gamma``), ``"lr"`` (``r=``), ``"scad"`` (``a=``), ``"mcp"``
         (``gamma=``), or a :class:`~gfgsm.penalties.Penalty`.
     scheme : a gradient scheme (``"sign"``, ``"lq"``, ``"power"``, ``"quantized"`` or a
-        :class:`~gfgsm.schemes.Scheme`); G-FGSM then uses the scheme's induced penalty.
+        :class:`~gfgsm.schemes.Scheme`); G-FGSM then uses the scheme's induced penalty, and the
+        extra keywords are the scheme's parameters (``q=``, ``r=``, ``b=``).
     adversary : ``"fgsm"`` (sign perturbation) or ``"exact"`` (worst case; differs only for
         poisson).
     clean_weight : Goodfellow's ``alpha`` in ``alpha l(x) + (1 - alpha) l(x_adv)``.
@@ -237,9 +239,10 @@ def fit_batch(
     if scheme is not None:
         if method != "gfgsm":
             raise ValueError("scheme= applies to method='gfgsm' only")
-        if not (isinstance(penalty, str) and penalty == "l1") or penalty_params:
+        if not (isinstance(penalty, str) and penalty == "l1"):
             raise ValueError("give either scheme= or penalty=, not both")
-        pen: Penalty = get_scheme(scheme).induced_penalty
+        # Keyword parameters belong to the scheme here (q for lq, r for power, b for quantized).
+        pen: Penalty = get_scheme(scheme, **penalty_params).induced_penalty
     else:
         pen = _resolve_penalty(penalty, weights, penalty_params)
     Xa, ya = _validate_arrays(X, y, xp, fam)
@@ -279,7 +282,11 @@ def fit_batch(
             return theta @ Xt.T
         return xp.matmul(Xt, theta[..., None])[..., 0]
 
+    last_shift: list[Shift] = []
+
     def run(shift: Shift, theta_start: Any, smooth0: float = 1e-1) -> Any:
+        last_shift[:] = [shift]
+
         def solve(obj_: Objective, th: Any) -> Any:
             return orthant_newton(Xt, ya, obj_, shift, th, smooth0=smooth0, **common)
 
@@ -314,13 +321,26 @@ def fit_batch(
     else:
         res = run(_PenaltyShift(pen, lam_a, p), theta0)
 
+    if obj.has_kinks:
+        # Smoothing leaves O(smooth) bias and a gradient noise floor; the crossover moves to
+        # the exact KKT point where it can certify one (see gfgsm.solvers.crossover).
+        th_x, kkt_x, exact = crossover(Xt, ya, obj, last_shift[0], res.theta, res.smooth,
+                                       n_unpenalized=o)
+        res.theta = th_x
+        res.converged = xp.where(exact, kkt_x <= tol, res.converged)
+        res.kkt = xp.where(exact, kkt_x, res.kkt)
+        info["smooth"] = res.smooth
+        info["exact_kkt"] = exact
+
     theta = res.theta
     coef = theta[:, o:]
     intercept = theta[:, 0] if fit_intercept else xp.zeros((R,), dtype=xp.float64)
     eta = eta_of(theta)
     objective_value = obj.value(ya, eta, pen.value(coef, lam_a))
     converged = res.converged
-    status = _status(fam, res, converged, objective_value, max_iter)
+    diverging = _diverging(fam, obj, ya, eta, pen.value(coef, lam_a), lam_a, pen)
+    converged = converged & ~diverging
+    status = _status(res, converged, diverging, max_iter)
     if "signs_stable" in info:
         status = np.where(~to_numpy(info["signs_stable"]).astype(bool), "sign_cycle", status)
         status = status.astype(object)
@@ -329,8 +349,6 @@ def fit_batch(
         objective=objective_value, kkt=res.kkt, status=status, lam=lam_a, method=method,
         family=fam.name, penalty=getattr(pen, "name", type(pen).__name__), info=info,
     )
-    if obj.has_kinks:
-        info["smooth"] = res.smooth
     if warn:
         _warn_nonconverged(fit)
     return fit
@@ -362,18 +380,50 @@ def _resolve_penalty(penalty: Any, weights: Any, params: dict) -> Any:
     return get_penalty(penalty, **params)
 
 
-def _status(
-    fam: Family, res: Any, converged: Any, objective_value: Any, max_iter: int
-) -> np.ndarray:
+def _status(res: Any, converged: Any, diverging: Any, max_iter: int) -> np.ndarray:
     conv = to_numpy(converged).astype(bool)
     n_iter = to_numpy(res.n_iter)
-    obj = to_numpy(objective_value)
-    status = np.where(conv, "converged", np.where(n_iter >= max_iter, "max_iter", "stalled"))
-    # A binomial objective driven to ~0 without convergence means separation: the infimum is
-    # not attained and the coefficients grow without bound.
-    if fam.name == "binomial":
-        status = np.where(~conv & (obj < 1e-6), "diverging", status)
+    stalled = to_numpy(res.stalled).astype(bool)
+    status = np.where(
+        conv, "converged", np.where(stalled, "stalled", np.where(n_iter >= max_iter, "max_iter",
+                                                                  "stalled"))
+    )
+    status = np.where(to_numpy(diverging).astype(bool), "diverging", status)
     return status.astype(object)
+
+
+def _diverging(fam: Family, obj: Objective, ya: Any, eta: Any, P: Any, lam: Any,
+               pen: Any) -> Any:
+    """A certificate that the binomial objective has no minimiser: every margin is positive.
+
+    With margins ``m_i = s_i eta_i - P(beta)`` (``s = 2y - 1``; ``P = 0`` for PL) all positive at
+    ``theta``, moving along the ray ``c theta``, ``c > 1``, raises every margin when ``P`` grows at
+    most linearly along rays (l1, weighted l1, SCAD, MCP, lr with r <= 1, the scheme penalties),
+    so the loss, decreasing in each margin, keeps decreasing: the infimum is approached as
+    ``c -> inf`` and is not attained (separation; for G-FGSM, separation with l_inf margin
+    above ``lam``).  For PL with ``lam > 0`` the penalty grows, so this applies at ``lam = 0``.
+    """
+    xp = get_namespace(eta)
+    R = eta.shape[0]
+    if fam.name != "binomial":
+        return xp.zeros((R,), dtype=xp.bool)
+    s = 2.0 * ya - 1.0
+    if obj.kind == "pl":
+        margins = s * eta
+        applies = lam == 0
+    else:
+        margins = s * eta - P[:, None]
+        applies = xp.ones((R,), dtype=xp.bool) if _at_most_linear(pen) else lam == 0
+    return applies & xp.all(margins > 0, axis=-1)
+
+
+def _at_most_linear(pen: Any) -> bool:
+    """``P(c beta) <= c P(beta)`` for ``c >= 1`` (positively homogeneous or concave in |beta|)."""
+    from .penalties import MCP, SCAD, DualNorm, Lr, PowerPenalty, QuantizedPenalty
+
+    if isinstance(pen, L1 | WeightedL1 | SCAD | MCP | DualNorm | PowerPenalty | QuantizedPenalty):
+        return True
+    return isinstance(pen, Lr) and pen.r <= 1
 
 
 def _warn_nonconverged(fit: BatchFit) -> None:

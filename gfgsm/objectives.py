@@ -125,13 +125,44 @@ class Objective:
         b = 1.0 - a
         return a * d1c + b * pe, b * pP, a * d2c + b * pee, b * peP, b * pPP
 
+    def tie_partials(self, y: Any, eta: Any, P: Any, ties: Any, nu: Any) -> tuple[Any, ...]:
+        """Partials of the worst-case ``psi`` with the kinks of ``ties`` given multipliers ``nu``.
+
+        For the exact solution of a kinked problem (kind ``"max"``), the observations at a kink
+        (``rho_i = 0``, boolean ``ties`` of shape ``(R, n)``) contribute the subgradient
+        ``nu_i in [-1, 1]`` of ``|rho|``: their term is ``(l_- + l_+)/2 + P nu_i rho_i``, the
+        Lagrangian of the constraint ``rho_i = 0``.  The other observations use the unsmoothed
+        ``|rho|``.  Returns the five partials (as :meth:`partials`) followed by
+        ``(rho, rho_eta, rho_P)`` for the constraint rows.
+        """
+        a = self.clean_weight
+        _, parts, rho_parts = self._smoothed_psi(
+            y, eta, P, 0.0, derivatives=True, ties=ties, nu=nu
+        )
+        pe, pP, pee, peP, pPP = parts
+        fam = self.family
+        d1c = fam.dloss(y, eta) if a > 0 else 0.0
+        d2c = fam.d2loss(y, eta) if a > 0 else 0.0
+        b = 1.0 - a
+        out = (a * d1c + b * pe, b * pP, a * d2c + b * pee, b * peP, b * pPP)
+        return out + rho_parts
+
     def _smoothed_psi(
-        self, y: Any, eta: Any, P: Any, smooth: Any, derivatives: bool = False
-    ) -> tuple[Any, Any]:
+        self,
+        y: Any,
+        eta: Any,
+        P: Any,
+        smooth: Any,
+        derivatives: bool = False,
+        ties: Any = None,
+        nu: Any = None,
+    ) -> tuple[Any, ...]:
         """``(l_- + l_+)/2 + P h(rho)``, ``h(rho) = sqrt(rho^2 + smooth^2)``, and its partials.
 
         Returns ``(psi, parts)`` where ``psi`` already contains the clean part and ``parts`` are
-        the partials of the *adversarial* part only (``None`` unless ``derivatives``).
+        the partials of the *adversarial* part only (``None`` unless ``derivatives``).  With
+        ``ties``/``nu`` (see :meth:`tie_partials`) ``h`` is ``nu rho`` on the ties and ``|rho|``
+        elsewhere, and ``(rho, rho_eta, rho_P)`` are returned as a third element.
         """
         xp = get_namespace(eta)
         fam, a = self.family, self.clean_weight
@@ -139,17 +170,24 @@ class Objective:
         sm = smooth[..., None] if hasattr(smooth, "shape") and smooth.ndim else smooth
         lm, lp = fam.loss(y, eta - Pb), fam.loss(y, eta + Pb)
         rho, re, rP, ree, reP, rPP = fam.adversarial_residual(y, eta, Pb)
-        h = xp.sqrt(rho * rho + sm * sm)
+        if ties is None:
+            h = xp.sqrt(rho * rho + sm * sm)
+        else:
+            h = xp.where(ties, nu * rho, xp.abs(rho))
         adv = (lm + lp) / 2.0 + Pb * h
         psi = (a * fam.loss(y, eta) if a > 0 else 0.0) + (1.0 - a) * adv
         if not derivatives:
             return psi, None
         d1m, d1p = fam.dloss(y, eta - Pb), fam.dloss(y, eta + Pb)
         d2m, d2p = fam.d2loss(y, eta - Pb), fam.d2loss(y, eta + Pb)
-        # h' = rho / h, h'' = smooth^2 / h^3 (h > 0 whenever smooth > 0).
-        hsafe = xp.where(h > 0, h, 1.0)
-        h1 = xp.where(h > 0, rho / hsafe, 0.0)
-        h2 = xp.where(h > 0, (sm * sm) / (hsafe * hsafe * hsafe), 0.0)
+        if ties is None:
+            # h' = rho / h, h'' = smooth^2 / h^3 (h > 0 whenever smooth > 0).
+            hsafe = xp.where(h > 0, h, 1.0)
+            h1 = xp.where(h > 0, rho / hsafe, 0.0)
+            h2 = xp.where(h > 0, (sm * sm) / (hsafe * hsafe * hsafe), 0.0)
+        else:
+            h1 = xp.where(ties, nu, xp.sign(rho))
+            h2 = xp.zeros_like(rho)
         A_e, A_P = (d1m + d1p) / 2.0, (d1p - d1m) / 2.0
         A_ee, A_eP, A_PP = (d2m + d2p) / 2.0, (d2p - d2m) / 2.0, (d2m + d2p) / 2.0
         pe = A_e + Pb * h1 * re
@@ -157,7 +195,9 @@ class Objective:
         pee = A_ee + Pb * (h2 * re * re + h1 * ree)
         peP = A_eP + h1 * re + Pb * (h2 * re * rP + h1 * reP)
         pPP = A_PP + 2.0 * h1 * rP + Pb * (h2 * rP * rP + h1 * rPP)
-        return psi, (pe, pP, pee, peP, pPP)
+        if ties is None:
+            return psi, (pe, pP, pee, peP, pPP)
+        return psi, (pe, pP, pee, peP, pPP), (rho, re, rP)
 
 
 def make_objective(
@@ -173,14 +213,19 @@ def make_objective(
     predictor, THEORY.md s.2), mixed with the clean loss by ``clean_weight``.
     """
     fam = get_family(family)
-    if method == "pl":
-        return Objective(fam, "pl", 0.0)
-    if method != "gfgsm":
+    if method not in ("gfgsm", "pl"):
         raise ValueError(f"unknown method {method!r}; expected 'gfgsm' or 'pl'")
     if adversary not in ("fgsm", "exact"):
         raise ValueError(f"unknown adversary {adversary!r}; expected 'fgsm' or 'exact'")
-    if not 0.0 <= clean_weight <= 1.0:
+    if not (isinstance(clean_weight, int | float) and 0.0 <= clean_weight <= 1.0):
         raise ValueError(f"clean_weight must lie in [0, 1], got {clean_weight!r}")
+    if method == "pl":
+        if adversary != "fgsm" or clean_weight != 0.0:
+            raise ValueError(
+                "adversary= and clean_weight= apply to method='gfgsm' only; "
+                f"got adversary={adversary!r}, clean_weight={clean_weight!r} with method='pl'"
+            )
+        return Objective(fam, "pl", 0.0)
     if fam.name == "binomial":
         kind: Kind = "sign"  # FGSM is the exact worst case, and smooth
     elif fam.name == "gaussian":

@@ -34,6 +34,7 @@ one-at-a-time fits.  No host round-trip happens inside an iteration except the s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,7 @@ class OrthantNewtonResult:
     kkt: Any  # (R,) sup-norm of the pseudo-gradient at the returned theta
     objective: Any  # (R,) F(theta) (unsmoothed)
     smooth: Any  # (R,) final smoothing level (0 where psi has no kinks)
+    stalled: Any  # (R,) bool: stopped because the line search found no decrease
 
 
 def _matvec(xp: Any, Xt: Any, theta: Any) -> Any:
@@ -211,6 +213,7 @@ def orthant_newton(
     active = xp.ones((R,), dtype=xp.bool)
     converged = xp.zeros((R,), dtype=xp.bool)
     n_iter = xp.zeros((R,), dtype=xp.int64)
+    stalled = xp.zeros((R,), dtype=xp.bool)
     F = fval(theta, smooth)
     pg, parts = pseudo_gradient(theta, smooth)
     kkt = xp.max(xp.abs(pg), axis=-1)
@@ -219,10 +222,16 @@ def orthant_newton(
         eta = _matvec(xp, Xw, theta)
         obj = objw.value(yw, eta, P_of(theta))
         finished.append(
-            tuple(xp.take(a, sel, axis=0) for a in (idx, theta, converged, n_iter, kkt, obj, smooth))
+            tuple(
+                xp.take(a, sel, axis=0)
+                for a in (idx, theta, converged, n_iter, kkt, obj, smooth, stalled)
+            )
         )
 
-    for _ in range(max_iter):
+    # Loop passes that only lower the smoothing level take no Newton step; they are bounded
+    # by the number of levels, so max_iter counts Newton steps per replication.
+    n_levels = 1 + math.ceil(math.log(max(smooth0 / smooth_min, 1.0), 100)) if kinks else 1
+    for _ in range(max_iter + n_levels + 1):
         # Stage logic: a smoothing level is finished when its problem is solved to
         # max(tol, smooth); the last level must reach tol.
         stage_done = kkt <= xp.maximum(tol, smooth)
@@ -241,6 +250,7 @@ def orthant_newton(
             )
             kkt = xp.max(xp.abs(pg), axis=-1)
             continue
+        active = active & (n_iter < max_iter)
         n_active = int(xp.sum(xp.astype(active, xp.int64)))
         if n_active == 0:
             break
@@ -248,9 +258,9 @@ def orthant_newton(
         if n_active <= W // 2 and W >= 16:
             retire(xp.nonzero(~active)[0])
             keep = xp.nonzero(active)[0]
-            idx, theta, F, pg, kkt, smooth, converged, n_iter = (
+            idx, theta, F, pg, kkt, smooth, converged, n_iter, stalled = (
                 xp.take(a, keep, axis=0)
-                for a in (idx, theta, F, pg, kkt, smooth, converged, n_iter)
+                for a in (idx, theta, F, pg, kkt, smooth, converged, n_iter, stalled)
             )
             parts = tuple(xp.take(a, keep, axis=0) for a in parts)
             active = xp.ones((n_active,), dtype=xp.bool)
@@ -323,6 +333,7 @@ def orthant_newton(
             t = t / 2.0
         # A replication whose line search failed is stuck: stop it, not converged.
         stuck = active & ~accepted
+        stalled = stalled | stuck
         active = active & ~stuck
         theta, F = new_theta, new_F
         pg, parts = pseudo_gradient(theta, smooth)
@@ -330,9 +341,11 @@ def orthant_newton(
 
     # Replications still active hit max_iter (or converged on the last step).
     final = smooth <= smooth_min_arr * (1 + 1e-12)
-    converged = converged | (active & (kkt <= tol) & final)
+    converged = converged | ((kkt <= tol) & final)
     retire(xp.arange(theta.shape[0]))
-    cols = [xp.concat([piece[k] for piece in finished], axis=0) for k in range(7)]
+    cols = [xp.concat([piece[k] for piece in finished], axis=0) for k in range(8)]
     order = xp.argsort(cols[0])
-    idx_, theta, converged, n_iter, kkt, obj, smooth = (xp.take(c, order, axis=0) for c in cols)
-    return OrthantNewtonResult(theta, converged, n_iter, kkt, obj, smooth)
+    _, theta, converged, n_iter, kkt, obj, smooth, stalled = (
+        xp.take(c, order, axis=0) for c in cols
+    )
+    return OrthantNewtonResult(theta, converged, n_iter, kkt, obj, smooth, stalled)
