@@ -326,7 +326,9 @@ def fit_batch(
         # the exact KKT point where it can certify one (see gfgsm.solvers.crossover).
         th_x, kkt_x, exact = crossover(Xt, ya, obj, last_shift[0], res.theta, res.smooth,
                                        n_unpenalized=o)
-        res.theta = th_x
+        # Keep the crossover only where it certifies a point at least as stationary.
+        exact = exact & (kkt_x <= xp.maximum(res.kkt, tol))
+        res.theta = xp.where(exact[:, None], th_x, res.theta)
         res.converged = xp.where(exact, kkt_x <= tol, res.converged)
         res.kkt = xp.where(exact, kkt_x, res.kkt)
         info["smooth"] = res.smooth

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from ._backend import BACKENDS, to_numpy
-from .estimators import fit_batch
+from .batch import fit_batch
 from .families import get_family
 
 

@@ -1,131 +1,335 @@
 """The scikit-learn estimators ``GFGSM`` and ``PenalizedGLM`` (one problem each).
 
-They validate with scikit-learn's helpers and call :func:`gfgsm.batch.fit_batch` with ``R = 1``.
+Both are thin wrappers around :func:`gfgsm.batch.fit_batch` with ``R = 1``: they validate with
+scikit-learn's helpers (``validate_data``, ``check_is_fitted``), call ``fit_batch`` and copy its
+result to the usual fitted attributes.  ``lam`` is THEORY.md's lambda everywhere; for the l1
+G-FGSM it is the FGSM budget ``eps``.
+
+**One class for every family.**  ``family`` is a constructor parameter (so it can be tuned, cloned
+and set like any other), and the scikit-learn estimator type follows it through the tags:
+``family="binomial"`` is a binary *classifier* (``classes_``, ``predict`` returns labels,
+``decision_function``, ``predict_proba``, ``predict_log_proba``, ``score`` is the accuracy);
+``"gaussian"`` and ``"poisson"`` are *regressors* (``predict`` returns the mean ``mu``, and the
+classifier-only methods are absent, as scikit-learn requires of regressors).
+
+**No observation weights.**  :func:`~gfgsm.batch.fit_batch` has none, so ``fit`` takes no
+``sample_weight`` (scikit-learn then skips its sample-weight checks rather than have them fail).
+
+**score.**  Binomial: accuracy (``ClassifierMixin``).  Gaussian: ``R^2`` (``RegressorMixin``; it
+equals the fraction of deviance explained ``D^2`` for this family).  Poisson: ``D^2`` with the
+Poisson deviance, ``sklearn.metrics.d2_tweedie_score(power=1)``, as ``sklearn``'s
+``PoissonRegressor`` does: ``R^2`` weights the squared errors of large counts too heavily for
+a model of ``log mu``, and ``D^2`` is the same "1 - fitted / null" ratio on the likelihood's own
+scale.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import type_of_target
+from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score, d2_tweedie_score, r2_score
+from sklearn.utils import ClassifierTags, RegressorTags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import to_numpy
 from .batch import fit_batch
-from .families import get_family
+from .families import Family, get_family, sigmoid
 
 __all__ = ["GFGSM", "PenalizedGLM"]
 
+# fit_batch's own keywords: a ``penalty_params`` key among them would silently replace an
+# estimator parameter (``weights`` is the exception: it is the weighted/adaptive l1 weights).
+_RESERVED = frozenset(
+    {
+        "X", "y", "family", "method", "lam", "penalty", "fit_intercept", "backend", "scheme",
+        "adversary", "clean_weight", "tol", "max_iter", "init", "warn",
+    }
+)
+
+
+def _family_name(family: Any) -> str | None:
+    """The family's name, or ``None`` for an invalid ``family`` (fit raises the error)."""
+    try:
+        return get_family(family).name
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _is_binomial(est: Any) -> bool:
+    return _family_name(est.family) == "binomial"
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
 
 class _GLMBase(BaseEstimator):
-    _method = ""
+    """Validation, fitting, prediction and tags shared by both estimators."""
 
-    def _fit_options(self) -> dict:
+    _method = ""
+    _method_label = ""
+
+    # --- parameters (validated at fit, never in __init__) --------------------------------------
+    def _check_params(self) -> tuple[Family, dict[str, Any]]:
+        fam = get_family(self.family)  # ValueError: unknown family 'x'; expected one of [...]
+        lam = self.lam
+        if not (_real(lam) and math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        if not isinstance(self.fit_intercept, bool | np.bool_):
+            raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}")
+        if not (_real(self.tol) and self.tol > 0):
+            raise ValueError(f"tol must be a positive number, got {self.tol!r}")
+        if not (
+            isinstance(self.max_iter, numbers.Integral)
+            and not isinstance(self.max_iter, bool | np.bool_)
+            and self.max_iter >= 1
+        ):
+            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        pp = self.penalty_params
+        if pp is None:
+            pp = {}
+        elif not isinstance(pp, Mapping):
+            raise ValueError(f"penalty_params must be a dict or None, got {pp!r}")
+        bad = sorted(str(k) for k in pp if not isinstance(k, str) or k in _RESERVED)
+        if bad:
+            raise ValueError(
+                f"penalty_params may not contain {bad}: give these as estimator parameters"
+            )
+        opts: dict[str, Any] = dict(
+            family=fam, method=self._method, lam=float(lam), penalty=self.penalty,
+            fit_intercept=bool(self.fit_intercept), backend=self.backend, tol=float(self.tol),
+            max_iter=int(self.max_iter),
+        )
+        opts.update(self._extra_options())
+        opts.update(pp)  # a copy: the caller's dict is never modified
+        return fam, opts
+
+    def _extra_options(self) -> dict[str, Any]:
         return {}
 
-    def fit(self, X: Any, y: Any, sample_weight: None = None) -> _GLMBase:
-        """Fit on ``X`` (n, p) and ``y`` (n,); returns ``self``."""
-        fam = get_family(self.family)
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+    # --- fit ------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any) -> _GLMBase:
+        """Fit on ``X`` (n, p) and ``y`` (n,); returns ``self``.
+
+        Binomial: ``y`` holds exactly two labels of any type; ``classes_[1]`` is the event
+        (``y = 1`` in THEORY.md).  Gaussian: real ``y``.  Poisson: counts ``y`` in {0, 1, ...}.
+        Emits :class:`sklearn.exceptions.ConvergenceWarning` when the solver does not converge
+        (``converged_`` and ``status_`` then say why).
+        """
+        fam, opts = self._check_params()
         if fam.name == "binomial":
-            classes = np.unique(y)
-            if type_of_target(y) not in ("binary",) and len(classes) != 1:
+            X, y = validate_data(self, X, y, dtype=np.float64)
+            check_classification_targets(y)
+            y_type = type_of_target(y, input_name="y")
+            classes, y01 = np.unique(y, return_inverse=True)
+            if classes.size < 2:
                 raise ValueError(
-                    f"binomial {type(self).__name__} needs a binary y; got classes {classes[:5]}"
+                    f"binomial {type(self).__name__} needs 2 classes in y, but y has a single "
+                    f"class {classes[0]!r}: one class cannot be fitted"
                 )
-            if len(classes) == 1:
+            if y_type != "binary":
                 raise ValueError(
-                    f"binomial y has a single class {classes[0]!r}; need 2 classes"
+                    "Only binary classification is supported. The type of the target is "
+                    f"{y_type} ({classes.size} classes); wrap the estimator in "
+                    "sklearn.multiclass.OneVsRestClassifier for more classes."
                 )
             self.classes_ = classes
-            y = (y == classes[1]).astype(np.float64)
-        if not (isinstance(self.lam, int | float) and math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0, got {self.lam!r}")
-        fit = fit_batch(
-            X, y, family=fam, method=self._method, lam=float(self.lam), penalty=self.penalty,
-            fit_intercept=self.fit_intercept, backend=self.backend, tol=self.tol,
-            max_iter=self.max_iter, **self._fit_options(),
-        )
-        self.coef_ = to_numpy(fit.coef)[0].copy()
+            y = y01.astype(np.float64)
+        else:
+            X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        fit = fit_batch(X, y, **opts)
+        self.coef_ = np.array(to_numpy(fit.coef)[0], dtype=np.float64)
         self.intercept_ = float(to_numpy(fit.intercept)[0])
         self.n_iter_ = int(to_numpy(fit.n_iter)[0])
         self.converged_ = bool(to_numpy(fit.converged)[0])
         self.kkt_ = float(to_numpy(fit.kkt)[0])
         self.objective_ = float(to_numpy(fit.objective)[0])
         self.status_ = str(fit.status[0])
+        self.penalty_name_ = str(fit.penalty)
         self.family_ = fam
+        self.n_samples_fit_ = int(X.shape[0])
         return self
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """The linear predictor ``eta = a + X beta``."""
+    # --- prediction -----------------------------------------------------------------------------
+    def _eta(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self.intercept_ + X @ self.coef_
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels (binomial) or the mean ``mu`` (gaussian, poisson)."""
-        eta = self.decision_function(X)
-        if self.family_.name == "binomial":
-            return self.classes_[(eta > 0).astype(int)]
-        self.family_.check_eta(eta)
-        return to_numpy(self.family_.mean(eta))
+    @available_if(_is_binomial)
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The linear predictor ``eta = a + X beta`` (the log-odds of ``classes_[1]``)."""
+        return self._eta(X)
 
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (binomial: ``classes_[1]`` where ``eta > 0``) or the mean ``mu``."""
+        eta = self._eta(X)
+        if self.family_.name == "binomial":
+            return self.classes_[(eta > 0).astype(np.intp)]
+        self.family_.check_eta(eta)  # poisson: FloatingPointError instead of a silent inf
+        return np.asarray(to_numpy(self.family_.mean(eta)), dtype=np.float64)
+
+    @available_if(_is_binomial)
     def predict_proba(self, X: Any) -> np.ndarray:
-        """``(1 - mu, mu)`` per row (binomial only)."""
-        if get_family(self.family).name != "binomial":
-            raise AttributeError("predict_proba is defined for family='binomial' only")
-        mu = to_numpy(self.family_.mean(self.decision_function(X)))
-        return np.column_stack([1.0 - mu, mu])
+        """``(1 - mu, mu)`` per row, ``mu = sigmoid(eta)`` the probability of ``classes_[1]``."""
+        eta = self._eta(X)
+        mu = np.asarray(to_numpy(sigmoid(eta)))
+        e = np.asarray(to_numpy(sigmoid(-eta)))  # 1 - mu without cancellation
+        return np.column_stack([e, mu])
+
+    @available_if(_is_binomial)
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """``log`` of :meth:`predict_proba`, computed as ``-softplus(-+eta)`` (no underflow)."""
+        eta = self._eta(X)
+        return np.column_stack([-np.logaddexp(0.0, eta), -np.logaddexp(0.0, -eta)])
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Accuracy (binomial) or the fraction of deviance explained ``D^2`` (gaussian, poisson)."""
-        if get_family(self.family).name == "binomial":
-            return ClassifierMixin.score(self, X, y, sample_weight)
-        from sklearn.metrics import d2_tweedie_score
+        """Accuracy (binomial), ``R^2`` (gaussian) or Poisson ``D^2`` (poisson); see the module."""
+        pred = self.predict(X)
+        name = self.family_.name
+        if name == "binomial":
+            return float(accuracy_score(y, pred, sample_weight=sample_weight))
+        if name == "gaussian":
+            return float(r2_score(y, pred, sample_weight=sample_weight))
+        return float(d2_tweedie_score(y, pred, sample_weight=sample_weight, power=1))
 
-        power = 0 if get_family(self.family).name == "gaussian" else 1
-        return float(d2_tweedie_score(y, self.predict(X), sample_weight=sample_weight, power=power))
+    # --- summary --------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A text table of the fit in the style of statsmodels' ``summary()``.
 
+        Header: family, method, lam, penalty, n, p, converged, iterations, KKT residual,
+        objective and solver status; then the coefficients with the intercept first.  There
+        are no standard errors, tests or confidence intervals: they need inference theory that
+        the package does not have yet (the limit law of THEORY.md s.5 is the minimiser of a
+        process, not Gaussian when coefficients are zero, and G-FGSM carries the
+        sign-neutrality bias ``lam0 ||beta0||_1 I^{-1} V``), so no Wald-type column is printed.
+        """
+        check_is_fitted(self)
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = [f"x{j + 1}" for j in range(self.coef_.shape[0])]
+        rows = [("intercept", self.intercept_)] if self.fit_intercept else []
+        rows += [(str(nm), float(c)) for nm, c in zip(names, self.coef_, strict=True)]
+        pen = self.penalty_name_
+        left = [
+            ("Family:", self.family_.name),
+            ("Method:", self._method_label),
+            ("Penalty:", pen),
+            ("lam:", f"{self.lam:.6g}"),
+            ("Converged:", str(self.converged_)),
+            ("Status:", self.status_),
+        ]
+        right = [
+            ("No. Observations:", str(self.n_samples_fit_)),
+            ("No. Features:", str(self.coef_.shape[0])),
+            ("No. Iterations:", str(self.n_iter_)),
+            ("KKT residual:", f"{self.kkt_:.4g}"),
+            ("Objective:", f"{self.objective_:.10g}"),
+            ("Nonzero coef:", str(int(np.count_nonzero(self.coef_)))),
+        ]
+        extra = self._summary_extra()
+        if extra:
+            left += extra
+            right += [("", "")] * len(extra)
+        width = 78
+        half = width // 2
+        lines = [f"{type(self).__name__} Results".center(width), "=" * width]
+        for (lk, lv), (rk, rv) in zip(left, right, strict=True):
+            lcell = f"{lk:<16}{lv:>{half - 18}}"
+            rcell = f"{rk:<20}{rv:>{width - half - 20}}" if rk else ""
+            lines.append(f"{lcell}  {rcell}".rstrip())
+        name_w = max(12, *(len(nm) for nm, _ in rows)) if rows else 12
+        lines += ["=" * width, f"{'':<{name_w}}{'coef':>16}", "-" * width]
+        lines += [f"{nm:<{name_w}}{c:>16.6g}" for nm, c in rows]
+        lines += [
+            "=" * width,
+            "Notes: no standard errors, tests or confidence intervals. They need inference",
+            "theory the package does not have yet: the limit law of THEORY.md s.5 is not",
+            "Gaussian when coefficients are zero and carries a sign-neutrality bias.",
+        ]
+        return "\n".join(lines)
+
+    def _summary_extra(self) -> list[tuple[str, str]]:
+        return []
+
+    # --- tags -----------------------------------------------------------------------------------
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
-        fam = get_family(self.family).name
-        if fam == "binomial":
+        tags.target_tags.required = True
+        name = _family_name(self.family)
+        if name == "binomial":
             tags.estimator_type = "classifier"
-            from sklearn.utils import ClassifierTags
-
             tags.classifier_tags = ClassifierTags(multi_class=False)
             tags.regressor_tags = None
         else:
-            from sklearn.utils import RegressorTags
-
+            # gaussian, poisson (and an invalid family, whose error is raised by fit)
             tags.estimator_type = "regressor"
             tags.regressor_tags = RegressorTags()
             tags.classifier_tags = None
-        if fam == "poisson":
+        if name == "poisson":
             tags.target_tags.positive_only = True
         return tags
 
 
 class GFGSM(_GLMBase):
-    """Generalized FGSM estimator of a GLM (THEORY.md s.3): ``argmin Q_n``.
+    """Generalized FGSM estimator of a GLM (THEORY.md s.3): ``theta_hat = argmin Q_n``.
 
-    ``Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta))``, ``s_i = sign(y_i - mu_i)``;
-    for ``penalty="l1"`` this is FGSM adversarial training with budget ``eps = lam``.
-    ``clean_weight`` mixes in the clean loss (Goodfellow et al.), ``adversary="exact"`` uses the
-    worst case over the l_inf ball, ``scheme`` replaces the penalty by a gradient scheme's
-    induced penalty (THEORY.md s.6).
+    ``Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta))``, ``s_i = sign(y_i - mu_i)``.
+    For ``penalty="l1"`` this is FGSM adversarial training with budget ``eps = lam``: the exact
+    closed form of training on ``x_i + eps sign(grad_x l)`` (THEORY.md s.2).
+
+    Parameters
+    ----------
+    family : ``"binomial"`` (a binary classifier), ``"gaussian"`` or ``"poisson"`` (regressors),
+        or a :class:`gfgsm.Family` instance.
+    lam : the penalty level ``lambda >= 0`` (``eps`` for the l1 penalty).
+    penalty : ``"l1"``, ``"lr"``, ``"scad"``, ``"mcp"``, ``"weighted_l1"``, ``"adaptive_l1"``
+        or a :class:`~gfgsm.penalties.Penalty` instance.
+    penalty_params : dict or None
+        The penalty's own parameters, passed to :func:`~gfgsm.batch.fit_batch`:
+        ``{"r": 0.5}`` for ``"lr"``, ``{"a": 3.7}`` for ``"scad"``, ``{"gamma": 3.0}`` for
+        ``"mcp"``, ``{"weights": w}`` for ``"weighted_l1"`` and ``{"gamma": 1.0,
+        "pilot_lam": 0.0}`` or ``{"weights": w}`` for ``"adaptive_l1"``.  One dict rather than
+        one constructor argument per penalty parameter: the parameters differ between penalties
+        (``gamma`` even means different things for MCP and adaptive l1, with different
+        defaults), so explicit arguments would either carry misleading defaults or be ``None``
+        for every penalty but one.  The dict is stored as given (and never modified), so
+        ``GridSearchCV`` can still tune it: ``{"penalty_params": [{"a": 3.0}, {"a": 3.7}]}``.
+    scheme : ``None`` or a gradient scheme (THEORY.md s.6): ``"sign"`` or a
+        :class:`~gfgsm.schemes.Scheme` instance such as ``gfgsm.get_scheme("lq", q=2)``; its
+        induced penalty replaces ``penalty`` (which must then stay ``"l1"``).
+    adversary : ``"fgsm"`` (sign perturbation) or ``"exact"`` (worst case over the l_inf
+        ball; it differs from FGSM only for poisson, where it is convex).
+    clean_weight : Goodfellow's ``alpha`` in ``alpha l(x) + (1 - alpha) l(x_adv)``, in [0, 1].
+    fit_intercept : fit the (never penalized, never perturbed) intercept ``a``.
+    backend : ``None``/``"numpy"``, ``"cupy"`` or ``"array_api_strict"``; results are NumPy.
+    tol : KKT (stationarity) tolerance; ``max_iter`` : Newton iterations.
+
+    Attributes
+    ----------
+    coef_ : (p,) slopes ``beta``.  intercept_ : float ``a`` (0 without intercept).
+    classes_ : the two labels (binomial only); ``classes_[1]`` plays ``y = 1``.
+    n_iter_, converged_, kkt_, objective_, status_ : solver diagnostics (see
+        :class:`~gfgsm.batch.BatchFit`).
+    family_ : the :class:`~gfgsm.families.Family` used.  n_features_in_, feature_names_in_,
+    n_samples_fit_ : as in scikit-learn.
     """
 
     _method = "gfgsm"
+    _method_label = "G-FGSM (min Q_n)"
 
     def __init__(
         self,
-        family: str = "binomial",
+        family: str | Family = "binomial",
         lam: float = 0.1,
-        penalty: str = "l1",
+        penalty: Any = "l1",
         scheme: Any = None,
         adversary: str = "fgsm",
         clean_weight: float = 0.0,
@@ -133,6 +337,7 @@ class GFGSM(_GLMBase):
         backend: str | None = None,
         tol: float = 1e-9,
         max_iter: int = 200,
+        penalty_params: dict | None = None,
     ) -> None:
         self.family = family
         self.lam = lam
@@ -144,31 +349,50 @@ class GFGSM(_GLMBase):
         self.backend = backend
         self.tol = tol
         self.max_iter = max_iter
+        self.penalty_params = penalty_params
 
-    def _fit_options(self) -> dict:
-        return {"scheme": self.scheme, "adversary": self.adversary,
-                "clean_weight": self.clean_weight}
+    def _extra_options(self) -> dict[str, Any]:
+        if not (_real(self.clean_weight) and 0.0 <= self.clean_weight <= 1.0):
+            raise ValueError(f"clean_weight must be a number in [0, 1], got {self.clean_weight!r}")
+        if self.adversary not in ("fgsm", "exact"):
+            raise ValueError(f"adversary must be 'fgsm' or 'exact', got {self.adversary!r}")
+        return {
+            "scheme": self.scheme,
+            "adversary": self.adversary,
+            "clean_weight": float(self.clean_weight),
+        }
+
+    def _summary_extra(self) -> list[tuple[str, str]]:
+        extra = [("Adversary:", str(self.adversary)), ("Clean weight:", f"{self.clean_weight:g}")]
+        if self.scheme is not None:
+            extra.append(("Scheme:", str(self.scheme)))
+        return extra
 
 
 class PenalizedGLM(_GLMBase):
     """Penalized likelihood GLM (THEORY.md s.3): ``argmin (1/n) sum_i l(y_i, eta_i) + P_lam(beta)``.
 
-    On the ``phi = 1`` scale: for gaussian ``(1/2n)||y - a - X b||^2 + lam ||b||_1`` is
-    scikit-learn's ``Lasso(alpha=lam)``; for binomial it is ``LogisticRegression`` with
-    ``C = 1 / (n lam)`` and an unpenalized intercept.
+    The comparator of :class:`GFGSM`, on the ``phi = 1`` scale: for gaussian with the l1 penalty
+    ``(1/2n)||y - a - X b||^2 + lam ||b||_1`` is scikit-learn's ``Lasso(alpha=lam)``; for binomial
+    it is ``LogisticRegression(l1_ratio=1, C=1 / (n lam))`` with an unpenalized intercept.
+
+    Parameters and attributes are those of :class:`GFGSM` without ``scheme``, ``adversary`` and
+    ``clean_weight`` (which only make sense for the adversarial objective).
     """
 
     _method = "pl"
+    _method_label = "Penalized likelihood"
 
     def __init__(
         self,
-        family: str = "gaussian",
+        family: str | Family = "gaussian",
         lam: float = 0.1,
-        penalty: str = "l1",
+        penalty: Any = "l1",
         fit_intercept: bool = True,
         backend: str | None = None,
         tol: float = 1e-9,
         max_iter: int = 200,
+        penalty_params: dict | None = None,
     ) -> None:
         self.family = family
         self.lam = lam
@@ -177,8 +401,4 @@ class PenalizedGLM(_GLMBase):
         self.backend = backend
         self.tol = tol
         self.max_iter = max_iter
-
-
-# The mixins only contribute tags and ``score``; keep them out of the MRO to let one class
-# serve every family (the estimator type is set per family in __sklearn_tags__).
-_ = (ClassifierMixin, RegressorMixin)
+        self.penalty_params = penalty_params

@@ -70,7 +70,8 @@ def crossover(
     rho0 = objective.family.adversarial_residual(y, eta, P[:, None])[0]
     sm = smooth[:, None]
     h1 = rho0 / xp.sqrt(rho0 * rho0 + sm * sm)
-    ties = xp.abs(h1) < _TIE
+    # A vanishing residual is a kink only when the shift is positive (P = 0: no adversary).
+    ties = (xp.abs(h1) < _TIE) & (P > 0)[:, None]
     counts = xp.sum(xp.astype(ties, xp.int64), axis=-1)
     # Generically at most q residuals vanish together; more is degenerate and not polished.
     kmax = min(int(xp.max(counts)), q) if R else 0
@@ -110,25 +111,33 @@ def crossover(
         rk = xp.take_along_axis(rho, tidx, axis=1)
         rek = xp.take_along_axis(re, tidx, axis=1)
         rPk = xp.take_along_axis(rP, tidx, axis=1)
-        # C: d rho_k / d theta;  B: d g / d nu_k.
-        C = rek[:, :, None] * Xk + rPk[:, :, None] * v[:, None, :]
-        Pb = P[:, None, None]
-        B = (1.0 - alpha) / n * (Pb * rek[:, :, None] * Xk
+        # The constraint is written c_k = (1 - alpha) P rho_k / n = dL/dnu_k, so that its
+        # Jacobian B is exactly the cross block d g / d nu_k: the system is symmetric.
+        c = (1.0 - alpha) / n * P[:, None] * rk
+        B = (1.0 - alpha) / n * (P[:, None, None] * rek[:, :, None] * Xk
                                  + (rk + P[:, None] * rPk)[:, :, None] * v[:, None, :])
-        C = xp.where(slot[:, :, None] & free[:, None, :], C, 0.0)
         B = xp.where(slot[:, :, None] & free[:, None, :], B, 0.0)
         H = xp.where(free[:, :, None] & free[:, None, :], H, xp.eye(q, dtype=H.dtype))
-        top = xp.concat([H, xp.matrix_transpose(B)], axis=2)
-        bottom = xp.concat([C, xp.zeros((R, kmax, kmax), dtype=H.dtype)], axis=2)
+        # Quasi-definite regularisation (+delta on H, -delta on the zero block) keeps the
+        # system solvable when the kinks are dependent (exact fits, n < q); it perturbs the
+        # Newton step, not the solution, which is certified afterwards.
+        scale = 1.0 + xp.max(xp.abs(xp.sum(H * xp.eye(q, dtype=H.dtype), axis=-1)), axis=-1)
+        delta = 1e-13 * scale
+        top = xp.concat([H + delta[:, None, None] * xp.eye(q, dtype=H.dtype),
+                         xp.matrix_transpose(B)], axis=2)
+        bottom = xp.concat([B, -delta[:, None, None] * xp.eye(kmax, dtype=H.dtype)], axis=2)
         K = xp.concat([top, bottom], axis=1)
         pad = xp.concat([xp.zeros((R, q), dtype=xp.bool), ~slot], axis=1)
         K = xp.where(pad[:, :, None] | pad[:, None, :], eye, K)
-        rhs = xp.concat([xp.where(free, g, 0.0), xp.where(slot, rk, 0.0)], axis=1)
+        rhs = xp.concat([xp.where(free, g, 0.0), xp.where(slot, c, 0.0)], axis=1)
         return K, rhs, g, kappa, rho
 
     for _ in range(max_newton):
         K, rhs, g, kappa, rho = system(th, nu_full)
-        step = -xp.linalg.solve(K, rhs[..., None])[..., 0]
+        try:
+            step = -xp.linalg.solve(K, rhs[..., None])[..., 0]
+        except Exception:  # LinAlgError is backend specific; keep the smoothed solution
+            return theta, xp.full((R,), xp.inf, dtype=theta.dtype), xp.zeros((R,), dtype=xp.bool)
         th = th + xp.where(free, step[:, :q], 0.0)
         nu = nu + xp.where(slot, step[:, q:], 0.0)
         # scatter nu back to the per-observation array (ties are at tidx)
