@@ -4,7 +4,17 @@ The design reference is THEORY.md (shipped beside the project); its notation is 
 ``lam``, ``eta``, ``mu``, ``phi``, ``D``, ``V``, ``clean_weight``.
 """
 
+from . import designs, theory
 from .batch import BatchFit, fit_batch
+from .designs import (
+    BernoulliDesign,
+    CustomDesign,
+    Design,
+    GaussianDesign,
+    MixtureDesign,
+    UniformDesign,
+)
+from .dgp import DGP
 from .estimators import GFGSM, PenalizedGLM
 from .families import Binomial, Family, Gaussian, Poisson, get_family
 from .objectives import objective
@@ -14,10 +24,19 @@ from .schemes import get_scheme
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DGP",
     "GFGSM",
     "BatchFit",
+    "BernoulliDesign",
     "Binomial",
+    "CustomDesign",
+    "Design",
     "Family",
+    "GaussianDesign",
+    "MixtureDesign",
+    "UniformDesign",
+    "designs",
+    "theory",
     "Gaussian",
     "PenalizedGLM",
     "Poisson",

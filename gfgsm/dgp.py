@@ -1,0 +1,339 @@
+"""Data-generating processes: a design, a family and the true parameters (THEORY.md section 1).
+
+``DGP(family, design, coef, intercept)`` draws ``x ~ design``, sets ``eta = a + x' beta`` and
+draws ``y | x`` from the family:
+
+* gaussian: ``y = eta + sigma * e`` with ``e`` independent of ``x`` and *standardized*
+  (``E e = 0``, ``Var e = 1``), so ``phi = sigma^2`` whatever the error law (THEORY.md s.1 table).
+  The error laws (:class:`NoiseLaw`):
+
+  - ``"normal"``: ``e ~ N(0, 1)``;
+  - ``"t"``: Student t with ``df`` degrees of freedom (3 unless given), scaled by
+    ``sqrt((df - 2) / df)`` to unit variance (so ``df > 2`` is required);
+  - ``"skewed"``: ``e = Exp(1) - 1`` (already mean 0, variance 1; median ``log 2 - 1 < 0``,
+    the skewed case of THEORY.md s.5);
+  - a callable ``noise(shape, rng) -> array`` that draws standardized errors from the NumPy
+    ``Generator`` ``rng`` (trusted to be standardized; checked for shape and finiteness).
+
+* binomial, poisson: ``y | x`` from the family's own law (``phi = 1``); ``noise`` and ``sigma``
+  do not apply and must be left at their defaults.
+
+Sampling is on the host with NumPy generators, one per replication (see
+:mod:`gfgsm.designs`: replication ``r`` uses ``SeedSequence(seed).spawn(R)[r]``, draws ``X``
+first and then the ``y`` randomness from the same generator), then moved once to the array
+namespace.  Poisson: a mean ``exp(eta)`` that overflows raises ``FloatingPointError`` (from the
+family) when it is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln
+
+from ._backend import asarray, resolve_backend
+from .designs import Design, SeedLike, _check_count, replication_seeds
+from .families import Family, Gaussian, get_family
+
+__all__ = ["DGP", "NoiseLaw", "get_noise"]
+
+
+# --------------------------------------------------------------------------------------------
+# error laws (gaussian family)
+# --------------------------------------------------------------------------------------------
+
+
+class NoiseLaw:
+    """A standardized error law ``e`` (mean 0, variance 1) for the gaussian family.
+
+    Attributes
+    ----------
+    name : str
+    abs_mean : float or None
+        ``E|e|`` in closed form (``None``: unknown, :mod:`gfgsm.theory` uses Monte Carlo).
+    sign_mean : float or None
+        ``E[sign(e)] = P(e > 0) - P(e < 0)`` in closed form (``None``: unknown).  Zero iff the
+        median of ``e`` is 0 (for a continuous law): the sign-neutral case of THEORY.md s.5.
+    """
+
+    name: str = ""
+    abs_mean: float | None = None
+    sign_mean: float | None = None
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Standardized errors of the given shape from ``rng`` (host float64 array)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return repr(self.name)
+
+
+class _Normal(NoiseLaw):
+    name = "normal"
+    abs_mean = math.sqrt(2.0 / math.pi)
+    sign_mean = 0.0
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return rng.standard_normal(shape)
+
+
+class _StudentT(NoiseLaw):
+    """``e = T sqrt((df - 2) / df)``, ``T ~ t_df``; ``df > 2`` for a finite variance.
+
+    ``E|T| = 2 sqrt(df) Gamma((df + 1)/2) / (sqrt(pi) (df - 1) Gamma(df/2))``, so
+    ``E|e| = 2 sqrt(df - 2) Gamma((df + 1)/2) / (sqrt(pi) (df - 1) Gamma(df/2))``
+    (``2 / pi`` at ``df = 3``).  Symmetric, so ``E sign(e) = 0``.
+    """
+
+    sign_mean = 0.0
+
+    def __init__(self, df: float) -> None:
+        self.df = float(df)
+        self.name = f"t(df={self.df:g})"
+        self.abs_mean = float(
+            2.0 * math.sqrt(self.df - 2.0) / (math.sqrt(math.pi) * (self.df - 1.0))
+            * math.exp(gammaln((self.df + 1.0) / 2.0) - gammaln(self.df / 2.0))
+        )
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return rng.standard_t(self.df, shape) * math.sqrt((self.df - 2.0) / self.df)
+
+
+class _Skewed(NoiseLaw):
+    """``e = Exp(1) - 1``: ``E|e| = 2/e``, ``E sign(e) = P(Exp > 1) - P(Exp < 1) = 2/e - 1``."""
+
+    name = "skewed"
+    abs_mean = 2.0 / math.e
+    sign_mean = 2.0 / math.e - 1.0
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return rng.standard_exponential(shape) - 1.0
+
+
+class _CallableNoise(NoiseLaw):
+    """A user callable ``noise(shape, rng)``; its ``E|e|`` and ``E sign(e)`` are unknown."""
+
+    def __init__(self, func: Callable[[tuple[int, ...], np.random.Generator], Any]) -> None:
+        self.func = func
+        self.name = getattr(func, "__name__", type(func).__name__)
+        # Probe once so a wrong signature or shape fails here, at construction.
+        self.draw((3, 2), np.random.default_rng(0))
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        e = np.asarray(self.func(shape, rng), dtype=np.float64)
+        if e.shape != tuple(shape):
+            raise ValueError(
+                f"noise callable {self.func!r} returned shape {e.shape} for shape={tuple(shape)}"
+            )
+        if not np.all(np.isfinite(e)):
+            raise ValueError(f"noise callable {self.func!r} returned NaN or infinite values")
+        return e
+
+
+def get_noise(noise: str | NoiseLaw | Callable, df: float | None = None) -> NoiseLaw:
+    """The :class:`NoiseLaw` for ``"normal"``, ``"t"`` (with ``df``, default 3), ``"skewed"``,
+    a :class:`NoiseLaw` instance or a callable ``(shape, rng) -> standardized errors``."""
+    if df is not None and noise != "t":
+        raise ValueError(f"df applies only to noise='t', got noise={noise!r} with df={df!r}")
+    if isinstance(noise, NoiseLaw):
+        return noise
+    if isinstance(noise, str):
+        if noise == "normal":
+            return _Normal()
+        if noise == "skewed":
+            return _Skewed()
+        if noise == "t":
+            df = 3.0 if df is None else df
+            if isinstance(df, bool) or not isinstance(df, numbers.Real) or not (
+                math.isfinite(df) and df > 2
+            ):
+                raise ValueError(
+                    f"df must be a finite number > 2 (standardized t needs a finite variance), "
+                    f"got {df!r}"
+                )
+            return _StudentT(df)
+        raise ValueError(
+            f"unknown noise {noise!r}; expected 'normal', 't', 'skewed' or a callable "
+            "(shape, rng) -> standardized errors"
+        )
+    if callable(noise):
+        return _CallableNoise(noise)
+    raise ValueError(f"noise must be a name or a callable, got {noise!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# the DGP
+# --------------------------------------------------------------------------------------------
+
+
+class DGP:
+    """A data-generating process: ``x ~ design``, ``eta = a + x' beta``, ``y | x ~ family``.
+
+    Parameters
+    ----------
+    family : str or Family
+        ``"gaussian"``, ``"binomial"``, ``"poisson"`` or a :class:`~gfgsm.families.Family`.
+        A gaussian family is stored as ``Gaussian(phi=sigma^2)``; a ``Gaussian`` instance with
+        ``phi != 1`` must agree with ``sigma^2``.  Binomial and poisson have ``phi = 1``.
+    design : Design
+        The law of ``x`` (:mod:`gfgsm.designs`); its ``p`` fixes the length of ``coef``.
+    coef : array of shape (p,)
+        True slopes ``beta0``, finite.
+    intercept : float
+        True intercept ``a0``, finite.
+    noise : "normal", "t", "skewed" or callable
+        Gaussian error law (module docstring); standardized to mean 0, variance 1.
+    sigma : float
+        Gaussian noise scale, ``> 0``: ``y = eta + sigma e`` and ``phi = sigma^2``.
+    df : float, optional
+        Degrees of freedom of ``noise="t"`` (default 3; must be ``> 2``).
+
+    Attributes
+    ----------
+    family, design, coef (p,), intercept, sigma, phi, p, noise (a NoiseLaw, or None for
+    binomial/poisson), theta0 (p + 1,) = (intercept, coef).
+    """
+
+    def __init__(
+        self,
+        family: str | Family,
+        design: Design,
+        coef: Any,
+        intercept: float = 0.0,
+        noise: str | NoiseLaw | Callable = "normal",
+        sigma: float = 1.0,
+        *,
+        df: float | None = None,
+    ) -> None:
+        fam = get_family(family)
+        if not isinstance(design, Design):
+            raise TypeError(f"design must be a gfgsm.designs.Design, got {design!r}")
+        try:
+            beta = np.array(coef, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"coef must be an array of {design.p} numbers, got {coef!r}") from exc
+        if beta.ndim == 0:
+            beta = beta.reshape(1)
+        if beta.shape != (design.p,):
+            raise ValueError(
+                f"coef has shape {beta.shape} but the design {design!r} has p = {design.p}; "
+                f"coef must have shape ({design.p},)"
+            )
+        if not np.all(np.isfinite(beta)):
+            raise ValueError(f"coef must be finite, got {beta.tolist()}")
+        if isinstance(intercept, bool) or not isinstance(intercept, numbers.Real) or not (
+            math.isfinite(intercept)
+        ):
+            raise ValueError(f"intercept must be a finite real number, got {intercept!r}")
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not (
+            math.isfinite(sigma) and sigma > 0
+        ):
+            raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
+        sigma = float(sigma)
+
+        if fam.name == "gaussian":
+            if fam.phi != 1.0 and not math.isclose(fam.phi, sigma**2, rel_tol=1e-12):
+                raise ValueError(
+                    f"family {fam!r} has phi = {fam.phi!r} but sigma = {sigma!r} gives "
+                    f"phi = sigma^2 = {sigma**2!r}; give sigma only"
+                )
+            fam = Gaussian(phi=sigma**2)
+            self.noise: NoiseLaw | None = get_noise(noise, df)
+        else:
+            # y | x is the family's own law: an error law or a scale would leave its support
+            # ({0, 1} or the counts) or change its fixed dispersion phi = 1.
+            if not (isinstance(noise, str) and noise == "normal") or df is not None:
+                raise ValueError(
+                    f"noise applies only to the gaussian family; the {fam.name} family draws "
+                    f"y | x from its own law (got noise={noise!r}, df={df!r})"
+                )
+            if sigma != 1.0:
+                raise ValueError(
+                    f"sigma applies only to the gaussian family; the {fam.name} family has "
+                    f"phi = 1 (got sigma={sigma!r})"
+                )
+            if fam.phi != 1.0:
+                raise ValueError(
+                    f"the {fam.name} family has phi = 1 in THEORY.md; got {fam!r}"
+                )
+            self.noise = None
+
+        beta.flags.writeable = False
+        self.family: Family = fam
+        self.design = design
+        self.coef = beta
+        self.intercept = float(intercept)
+        self.sigma = sigma
+        self.phi = fam.phi
+
+    # --- descriptors -------------------------------------------------------------------------
+    @property
+    def p(self) -> int:
+        return self.design.p
+
+    @property
+    def theta0(self) -> np.ndarray:
+        """``(a0, beta0)``, shape (p + 1,): intercept first, as in ``xt = (1, x)``."""
+        t = np.concatenate([[self.intercept], self.coef])
+        t.flags.writeable = False
+        return t
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.noise is not None:
+            extra = f", noise={self.noise!r}, sigma={self.sigma:g}"
+        return (
+            f"DGP({self.family.name!r}, {self.design!r}, coef={self.coef.tolist()}, "
+            f"intercept={self.intercept:g}{extra})"
+        )
+
+    # --- sampling ----------------------------------------------------------------------------
+    def eta_host(self, X: np.ndarray) -> np.ndarray:
+        """``eta = a + X beta`` on the host: (n, p) -> (n,) or (R, n, p) -> (R, n)."""
+        return self.intercept + X @ self.coef
+
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One replication on the host from one ``Generator``: ``X`` (n, p), ``y`` (n,).
+
+        ``X`` is drawn first (``design.draw``), then the randomness of ``y`` from the same
+        generator.
+        """
+        X = self.design.draw_checked(n, rng)
+        eta = self.eta_host(X)
+        if self.noise is not None:
+            y = eta + self.sigma * self.noise.draw((n,), rng)
+        else:
+            y = np.asarray(self.family.sample(eta, rng=rng), dtype=np.float64)
+        return X, y
+
+    def sample(
+        self, n: int, seed: SeedLike = None, R: int | None = None, backend: str | None = None
+    ) -> tuple[Any, Any]:
+        """Draw ``(X, y)``: shapes (R, n, p), (R, n); or (n, p), (n,) when ``R`` is ``None``.
+
+        Replication ``r`` comes from ``default_rng(SeedSequence(seed).spawn(R)[r])`` (built
+        without mutating a ``SeedSequence`` passed in; see
+        :func:`gfgsm.designs.replication_seeds`), so it is the same for every ``R`` and
+        ``R=None`` is replication 0.  ``seed``: ``None``, int, ``SeedSequence`` or ``Generator``
+        (a Generator seeds the root from 256 bits of its stream).  Arrays are built on the host
+        and moved once to ``backend``'s namespace (``None``: NumPy), so every backend gets the
+        same numbers.
+
+        Raises
+        ------
+        FloatingPointError
+            poisson, when ``exp(eta)`` overflows (or is too large to draw counts exactly).
+        """
+        n = _check_count(n, "n")
+        reps = 1 if R is None else _check_count(R, "R")
+        xp = resolve_backend(backend)
+        draws = [self.draw(n, np.random.default_rng(s)) for s in replication_seeds(seed, reps)]
+        X = np.stack([d[0] for d in draws])
+        y = np.stack([d[1] for d in draws])
+        if R is None:
+            X, y = X[0], y[0]
+        return asarray(X, xp), asarray(y, xp)

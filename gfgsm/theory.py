@@ -1,0 +1,437 @@
+"""Population quantities of a DGP (THEORY.md sections 1, 4 and 5).
+
+:func:`quantities` computes, at the true ``theta0`` of a :class:`~gfgsm.dgp.DGP`, with
+``xt = (1, x)`` (intercept first, so vectors have ``p + 1`` entries):
+
+* ``I = E[b''(eta) xt xt'] / phi``, the Fisher information, shape (p + 1, p + 1);
+* ``D = E|y - mu| / phi``, the dispersion that rescales the G-FGSM penalty (s.4), a scalar;
+* ``V = E[sign(y - mu) b''(eta) xt] / phi``, the sign-neutrality vector (s.5), shape (p + 1,);
+* ``phi`` (``sigma^2`` for gaussian, 1 otherwise).
+
+How each is computed (``Quantities.method`` says which, entry by entry):
+
+* **closed form** -- gaussian with a design that has ``mean`` and ``second_moment`` and a built-in
+  error law: ``I = E[xt xt'] / sigma^2``, ``D = E|e| / sigma``, ``V = E[sign e] E[xt] / sigma^2``
+  (``b'' = 1``, ``e`` independent of ``x``; ``E|e|``, ``E sign e`` from :mod:`gfgsm.dgp`).
+* **exact enumeration** -- binomial/poisson with a design of known finite support
+  (``BernoulliDesign`` with ``p <= 16``, mixtures of such): a weighted sum over the support.
+* **Monte Carlo over x** -- binomial/poisson otherwise.  ``y | x`` is integrated exactly:
+  binomial ``E[|y - mu| | x] = 2 mu (1 - mu)``, ``E[sign(y - mu) | x] = 2 mu - 1``; poisson
+  ``E[|y - mu| | x] = 2 mu P(y = floor(mu))`` (the Poisson mean absolute deviation) and
+  ``E[sign(y - mu) | x] = P(y > mu) - P(y < mu)``.  Only the expectation over ``x`` is sampled,
+  ``n_mc`` draws (vectorised in chunks, no loop over draws).  When the design is symmetric the
+  draws are antithetic pairs ``(x, -x)``: unbiased, never worse per draw of ``x`` than a plain
+  draw, and exact for the parts of the integrand that are odd in ``x``.  So with
+  ``intercept = 0`` the binomial ``V[0]`` is exactly 0, because ``(2 mu - 1) mu (1 - mu)`` is
+  evaluated as an exactly odd function of ``eta``.
+* **Monte Carlo over (x, y)** -- ``method="monte_carlo"``: plain averages over ``n_mc`` draws of
+  ``(x, y)`` from the DGP itself, with no closed form used.  A brute-force reference for the
+  other methods (and the fallback for a family this module does not know).
+
+Every Monte Carlo entry comes with its standard error (sample standard deviation of the iid
+units / ``sqrt(n_mc)``; 0 for exact entries).  At the default ``n_mc = 200_000`` it is typically
+0.1-0.5% of the entry's scale (``Quantities.rel_se``; e.g. binomial, AR(1) Gaussian design:
+``se(I_jj)`` about ``5e-4`` for ``I_jj`` about 0.2).  A relative SE ``r`` is comparable to the
+sampling error of a simulation study of about ``1 / r^2`` replications (``10^5`` at 0.3%), so it
+does not dominate comparisons with smaller studies; a ``UserWarning`` is raised when an SE of
+``I`` or ``D`` exceeds 1% of its scale.  Comparisons should add the reported SE in quadrature.
+
+The integrals run on the host in NumPy and SciPy (Poisson probabilities need ``scipy.special``):
+they are population constants, not user data, and the host gives the same numbers for every
+backend.  All randomness comes from ``seed`` (default 0, so the result is reproducible).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy.special import pdtr, pdtrc
+from scipy.stats import poisson as _poisson
+
+from .designs import SeedLike, _check_count, _root_seed
+from .dgp import DGP
+
+__all__ = ["Quantities", "quantities"]
+
+#: Units (draws of x, or antithetic pairs) per vectorised chunk: bounds memory at
+#: about ``CHUNK * (p + 1)`` floats per array whatever ``n_mc`` is.
+_CHUNK = 1 << 15
+
+#: A Monte Carlo SE larger than this fraction of the entry's scale triggers a warning.
+_SE_WARN = 0.01
+
+Method = Literal["auto", "conditional", "monte_carlo"]
+
+
+# --------------------------------------------------------------------------------------------
+# the result
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Quantities:
+    """``I``, ``D``, ``V``, ``phi`` of a DGP with their Monte Carlo standard errors.
+
+    Attributes
+    ----------
+    I : (p + 1, p + 1) Fisher information ``E[b'' xt xt'] / phi`` (intercept first).
+    D : float, ``E|y - mu| / phi``.
+    V : (p + 1,) sign-neutrality vector ``E[sign(y - mu) b'' xt] / phi``.
+    phi : float, the dispersion.
+    se_I, se_D, se_V : Monte Carlo standard errors of the same shapes (0 where exact).
+    method : dict mapping ``"I"``, ``"D"``, ``"V"``, ``"phi"`` to how each was obtained.
+    n_mc : Monte Carlo sample size used (0 when nothing was sampled).
+    dgp : the DGP's repr.
+    """
+
+    I: np.ndarray  # noqa: E741 - THEORY.md's name
+    D: float
+    V: np.ndarray
+    phi: float
+    se_I: np.ndarray
+    se_D: float
+    se_V: np.ndarray
+    method: dict[str, str] = field(default_factory=dict)
+    n_mc: int = 0
+    dgp: str = ""
+
+    @property
+    def is_sign_neutral(self) -> bool:
+        """``V = 0`` within 4 reported standard errors (exactly 0 where exact)."""
+        return bool(np.all(np.abs(self.V) <= 4.0 * self.se_V))
+
+    @property
+    def rel_se(self) -> dict[str, float]:
+        """The largest SE of each quantity relative to the natural scale of its entries.
+
+        By Cauchy-Schwarz ``|I_jk| <= sqrt(I_jj I_kk)`` and ``|V_j| <= sqrt(I_00 I_jj)``; those
+        bounds are the scales (they are never 0), and ``D`` is its own.
+        """
+        d = np.sqrt(np.abs(np.diag(self.I)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rI = np.where(self.se_I > 0, self.se_I / np.outer(d, d), 0.0)
+            rV = np.where(self.se_V > 0, self.se_V / (d[0] * d), 0.0)
+        return {
+            "I": float(np.max(rI)),
+            "D": self.se_D / self.D if self.se_D > 0 else 0.0,
+            "V": float(np.max(rV)),
+        }
+
+    def __str__(self) -> str:
+        sci = {"float_kind": lambda v: f"{v:.1e}"}
+        mc = self.n_mc > 0
+        with np.printoptions(precision=6, suppress=True, linewidth=100):
+            lines = [
+                f"Population quantities (THEORY.md s.4-5) of {self.dgp}",
+                f"  phi = {self.phi:.6g}   [{self.method.get('phi', '')}]",
+                f"  D   = {self.D:.6g}  (se {self.se_D:.2g})   [{self.method.get('D', '')}]",
+                f"  V   = {self.V}   [{self.method.get('V', '')}]",
+                *([f"  se(V) = {np.array2string(self.se_V, formatter=sci)}"] if mc else []),
+                f"  I   =   [{self.method.get('I', '')}]",
+                _indent(str(self.I), 4),
+                *(["  se(I) =", _indent(np.array2string(self.se_I, formatter=sci), 4)]
+                  if mc else []),
+            ]
+        if self.n_mc:
+            r = self.rel_se
+            worst = max(r.values())
+            lines.append(
+                f"  Monte Carlo: n_mc = {self.n_mc}; largest SE relative to scale: "
+                f"I {r['I']:.2%}, D {r['D']:.2%}, V {r['V']:.2%}.\n"
+                f"  That is about the sampling error of a simulation study of "
+                f"{1.0 / worst**2:.0e} replications, so it does not dominate comparisons with "
+                "smaller studies; add the SEs in quadrature when comparing."
+            )
+        else:
+            lines.append("  No Monte Carlo: every entry is exact (standard errors 0).")
+        return "\n".join(lines)
+
+
+def _indent(text: str, k: int) -> str:
+    return "\n".join(" " * k + line for line in text.splitlines())
+
+
+# --------------------------------------------------------------------------------------------
+# accumulating means and standard errors over chunks
+# --------------------------------------------------------------------------------------------
+
+# A "member" is one evaluation point: (Xt (m, q), b (m,), d (m,), v (m,)) with the per-point
+# integrands  I: b xt xt',  D: d,  V: v xt.  A "unit" averages K members (K = 2 for antithetic
+# pairs (x, -x)); units are iid (Monte Carlo) or carry probabilities (enumeration).
+_Member = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+class _Accumulator:
+    def __init__(self, q: int) -> None:
+        self.n = 0  # number of iid units (Monte Carlo)
+        self.w = 0.0  # total weight (enumeration)
+        self.s = {"D": 0.0, "V": np.zeros(q), "I": np.zeros((q, q))}
+        self.ss = {"D": 0.0, "V": np.zeros(q), "I": np.zeros((q, q))}
+
+    def add(self, members: list[_Member], weights: np.ndarray | None = None) -> None:
+        K = len(members)
+        m = members[0][0].shape[0]
+        w = np.ones(m) if weights is None else weights
+        dU = sum(d for _, _, d, _ in members) / K
+        VU = sum(v[:, None] * Xt for Xt, _, _, v in members) / K
+        self.s["D"] += float(w @ dU)
+        self.s["V"] += w @ VU
+        # sum_i w_i (1/K) sum_k b_ik xt_ik xt_ik' as matmuls: no (m, q, q) array.
+        self.s["I"] += sum((Xt * (w * b)[:, None]).T @ Xt for Xt, b, _, _ in members) / K
+        if weights is None:
+            self.n += m
+            self.ss["D"] += float(dU @ dU)
+            self.ss["V"] += np.sum(VU * VU, axis=0)
+            # sum_i (unit I_i)^2 entrywise = (1/K^2) sum_{k,l} (Xt_k o Xt_l)' diag(b_k b_l) (...)
+            for Xk, bk, _, _ in members:
+                for Xl, bl, _, _ in members:
+                    P = Xk * Xl
+                    self.ss["I"] += (P * (bk * bl)[:, None]).T @ P / K**2
+        else:
+            self.w += float(np.sum(weights))
+
+    def result(self, key: str) -> tuple[np.ndarray | float, np.ndarray | float]:
+        if self.n == 0:  # enumeration: exact up to rounding
+            mean = self.s[key] / self.w
+            return mean, np.zeros_like(np.asarray(mean, dtype=float))
+        mean = self.s[key] / self.n
+        var = np.maximum(self.ss[key] / self.n - np.asarray(mean) ** 2, 0.0)
+        se = np.sqrt(var / max(self.n - 1, 1))
+        return mean, se
+
+
+# --------------------------------------------------------------------------------------------
+# E[. | x] in closed form (binomial, poisson)
+# --------------------------------------------------------------------------------------------
+
+
+def _binomial_conditional(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(b'', E[|y - mu| | x], E[sign(y - mu) | x])`` = ``(mu(1-mu), 2 mu(1-mu), 2 mu - 1)``."""
+    # Through e = exp(-|eta|): b'' = e / (1 + e)^2 is exactly even in eta and
+    # 2 mu - 1 = sign(eta) (1 - e) / (1 + e) exactly odd, so antithetic pairs cancel exactly.
+    e = np.exp(-np.abs(eta))
+    b2 = e / ((1.0 + e) * (1.0 + e))
+    sign_mean = np.sign(eta) * (-np.expm1(-np.abs(eta))) / (1.0 + e)
+    return b2, 2.0 * b2, sign_mean
+
+
+def _poisson_conditional(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mu, 2 mu P(y = floor mu), P(y > mu) - P(y < mu))`` for ``y ~ Poisson(mu)``."""
+    mu = np.exp(eta)
+    k = np.floor(mu)
+    abs_dev = 2.0 * mu * _poisson.pmf(k, mu)
+    # P(y > mu) = P(y > floor mu); P(y < mu) = P(y <= ceil(mu) - 1) (0 mass at mu if not integer).
+    sign_mean = pdtrc(k, mu) - pdtr(np.ceil(mu) - 1.0, mu)
+    return mu, abs_dev, sign_mean
+
+
+_CONDITIONAL: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]] = {
+    "binomial": _binomial_conditional,
+    "poisson": _poisson_conditional,
+}
+
+
+def _with_intercept(X: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
+
+
+def _chunks(n: int) -> list[int]:
+    return [min(_CHUNK, n - i) for i in range(0, n, _CHUNK)]
+
+
+def _conditional_members(dgp: DGP, X: np.ndarray, antithetic: bool) -> list[_Member]:
+    """Members ``(xt, b''/phi, E[|y-mu| | x]/phi, E[sign | x] b''/phi)`` at ``X`` (and ``-X``)."""
+    cond = _CONDITIONAL[dgp.family.name]
+    z = X @ dgp.coef
+    out = []
+    for Xs, zs in ((X, z), (-X, -z)) if antithetic else ((X, z),):
+        eta = dgp.intercept + zs  # with intercept 0, -z gives eta(-x) = -eta(x) exactly
+        dgp.family.check_eta(eta)
+        b2, abs_dev, sign_mean = cond(eta)
+        out.append((_with_intercept(Xs), b2 / dgp.phi, abs_dev / dgp.phi, sign_mean * b2 / dgp.phi))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the three routes
+# --------------------------------------------------------------------------------------------
+
+
+def _joint_mc(dgp: DGP, n_mc: int, rng: np.random.Generator) -> _Accumulator:
+    """Plain averages over ``n_mc`` iid draws of ``(x, y)`` from the DGP."""
+    acc = _Accumulator(dgp.p + 1)
+    fam = dgp.family
+    for m in _chunks(n_mc):
+        X, y = dgp.draw(m, rng)
+        eta = dgp.eta_host(X)
+        mu = np.asarray(fam.mean(eta))
+        b2 = np.asarray(fam.d2loss(y, eta)) / dgp.phi
+        s = np.asarray(fam.residual_sign(y, eta))
+        acc.add([(_with_intercept(X), b2, np.abs(y - mu) / dgp.phi, s * b2)])
+    return acc
+
+
+def _x_only(dgp: DGP, method: str, n_mc: int, rng: np.random.Generator) -> tuple[
+    _Accumulator, str
+]:
+    """Binomial/poisson: exact ``y | x``; enumeration over ``x`` or Monte Carlo over ``x``."""
+    acc = _Accumulator(dgp.p + 1)
+    antithetic = dgp.design.is_symmetric
+    support = dgp.design.support() if method == "auto" else None
+    if support is not None:
+        points, probs = support
+        keep = probs > 0
+        acc.add(_conditional_members(dgp, points[keep], antithetic), weights=probs[keep])
+        return acc, "exact enumeration of the design's support"
+    for m in _chunks(n_mc):
+        acc.add(_conditional_members(dgp, dgp.design.draw_checked(m, rng), antithetic))
+    how = "monte carlo over x (y | x exact)" + (", antithetic pairs" if antithetic else "")
+    return acc, how
+
+
+def _gaussian(dgp: DGP, method: str, n_mc: int, rng: np.random.Generator) -> tuple[
+    dict, dict, int
+]:
+    """Gaussian: ``I = E[xt xt']/s^2``, ``D = E|e|/s``, ``V = E[sign e] E[xt]/s^2`` (s = sigma)."""
+    design, noise, s2 = dgp.design, dgp.noise, dgp.phi
+    q = dgp.p + 1
+    used = 0
+    how: dict[str, str] = {}
+    # x-moments E[xt] and E[xt xt']
+    m, S = design.mean, design.second_moment
+    if method == "auto" and m is not None and S is not None:
+        Ext, se_Ext = np.concatenate([[1.0], m]), np.zeros(q)
+        Exx = np.block([[np.ones((1, 1)), m[None, :]], [m[:, None], S]])
+        se_Exx = np.zeros((q, q))
+        x_how = "closed form"
+    else:
+        acc = _Accumulator(q)
+        anti = design.is_symmetric
+        for k in _chunks(n_mc):
+            X = design.draw_checked(k, rng)
+            ones, zeros = np.ones(k), np.zeros(k)
+            members = [(_with_intercept(X), ones, zeros, ones)]
+            if anti:
+                members.append((_with_intercept(-X), ones, zeros, ones))
+            acc.add(members)
+        Ext, se_Ext = acc.result("V")
+        Exx, se_Exx = acc.result("I")
+        used = n_mc
+        x_how = "monte carlo over x" + (", antithetic pairs" if anti else "")
+    # error moments E|e| and E sign(e)
+    if noise.abs_mean is not None and noise.sign_mean is not None:
+        Ea, se_a, Es, se_s = noise.abs_mean, 0.0, noise.sign_mean, 0.0
+        e_how = "closed form"
+    else:
+        sa = qa = ss = qs = 0.0
+        for k in _chunks(n_mc):
+            e = noise.draw((k,), rng)
+            a, sg = np.abs(e), np.sign(e)
+            sa, qa, ss, qs = sa + a.sum(), qa + a @ a, ss + sg.sum(), qs + sg @ sg
+        Ea, Es = sa / n_mc, ss / n_mc
+        se_a = math.sqrt(max(qa / n_mc - Ea**2, 0.0) / max(n_mc - 1, 1))
+        se_s = math.sqrt(max(qs / n_mc - Es**2, 0.0) / max(n_mc - 1, 1))
+        used = n_mc
+        e_how = f"monte carlo over the errors of {noise.name}"
+    sigma = math.sqrt(s2)
+    how["I"] = x_how
+    how["D"] = e_how
+    how["V"] = (
+        "closed form" if x_how == e_how == "closed form"
+        else f"E sign(e): {e_how}; E[xt]: {x_how}"
+    )
+    vals = {
+        "I": (Exx / s2, se_Exx / s2),
+        "D": (Ea / sigma, se_a / sigma),
+        # product of independent estimates: delta-method SE
+        "V": (Es * Ext / s2, np.sqrt((Es * se_Ext) ** 2 + (Ext * se_s) ** 2) / s2),
+    }
+    return vals, how, used
+
+
+def quantities(
+    dgp: DGP,
+    *,
+    method: Method = "auto",
+    n_mc: int = 200_000,
+    seed: SeedLike = 0,
+) -> Quantities:
+    """``I``, ``D``, ``V`` and ``phi`` of ``dgp`` at its true parameters (THEORY.md s.4-5).
+
+    ``I = E[b''(eta) xt xt'] / phi`` (p + 1, p + 1), ``D = E|y - mu| / phi`` (scalar),
+    ``V = E[sign(y - mu) b''(eta) xt] / phi`` (p + 1,), with ``xt = (1, x)``.
+
+    Parameters
+    ----------
+    dgp : DGP
+    method : {"auto", "conditional", "monte_carlo"}
+        ``"auto"``: closed forms where they exist, else exact enumeration, else Monte Carlo over
+        ``x`` only (module docstring).  ``"conditional"``: Monte Carlo over ``x`` even where a
+        closed form or enumeration exists (``y | x``, and for gaussian the error moments, still
+        exact).  ``"monte_carlo"``: plain averages over draws of ``(x, y)`` from the DGP, no
+        closed form at all: the brute-force reference.
+    n_mc : int
+        Monte Carlo draws (of ``x``, of ``(x, y)``, or of the gaussian errors); with a symmetric
+        design each ``x`` is used with its mirror ``-x``.  Default 200 000: SEs typically
+        0.1-0.5% of the entry's scale.
+    seed : int, SeedSequence, Generator or None
+        Randomness of the Monte Carlo (default 0: reproducible).
+
+    Returns
+    -------
+    Quantities
+        with the Monte Carlo standard errors (0 for exact entries) and the method per entry.
+    """
+    if not isinstance(dgp, DGP):
+        raise TypeError(f"dgp must be a gfgsm.dgp.DGP, got {dgp!r}")
+    if method not in ("auto", "conditional", "monte_carlo"):
+        raise ValueError(
+            f"method must be 'auto', 'conditional' or 'monte_carlo', got {method!r}"
+        )
+    n_mc = _check_count(n_mc, "n_mc")
+    if n_mc < 2:
+        raise ValueError(f"n_mc must be at least 2 to estimate a standard error, got {n_mc}")
+    rng = np.random.default_rng(_root_seed(seed))
+    fam = dgp.family.name
+    how: dict[str, str]
+
+    if method == "monte_carlo" or (fam != "gaussian" and fam not in _CONDITIONAL):
+        acc = _joint_mc(dgp, n_mc, rng)
+        vals = {k: acc.result(k) for k in ("I", "D", "V")}
+        how = dict.fromkeys(("I", "D", "V"), "monte carlo over (x, y)")
+        used = n_mc
+    elif fam == "gaussian":
+        vals, how, used = _gaussian(dgp, method, n_mc, rng)
+    else:
+        acc, x_how = _x_only(dgp, method, n_mc, rng)
+        vals = {k: acc.result(k) for k in ("I", "D", "V")}
+        how = dict.fromkeys(("I", "D", "V"), x_how)
+        used = 0 if acc.n == 0 else n_mc
+    how["phi"] = "closed form"
+
+    I, se_I = (np.array(a, dtype=float) for a in vals["I"])  # noqa: E741
+    V, se_V = (np.array(a, dtype=float) for a in vals["V"])
+    # I is symmetric in exact arithmetic; the matmul sums are too, up to rounding.
+    I = (I + I.T) / 2.0  # noqa: E741
+    for a in (I, se_I, V, se_V):
+        a.flags.writeable = False
+    out = Quantities(
+        I=I, D=float(vals["D"][0]), V=V, phi=float(dgp.phi),
+        se_I=se_I, se_D=float(vals["D"][1]), se_V=se_V,
+        method=how, n_mc=used, dgp=repr(dgp),
+    )
+    if used:
+        r = out.rel_se
+        if r["I"] > _SE_WARN or r["D"] > _SE_WARN:
+            warnings.warn(
+                f"quantities: Monte Carlo SE is {r['I']:.2%} of I's scale and {r['D']:.2%} of D "
+                f"at n_mc = {used}; increase n_mc so it cannot dominate a comparison",
+                UserWarning,
+                stacklevel=2,
+            )
+    return out
