@@ -183,14 +183,12 @@ def orthant_newton(
     def P_of(th: Any) -> Any:
         return shiftw.value(th[:, o:])
 
-    def fval(th: Any, sm: Any) -> Any:
-        eta = _matvec(xp, Xw, th)
+    def fval(th: Any, sm: Any, eta: Any) -> Any:
         P = P_of(th)
         F = objw.smoothed_value(yw, eta, P, sm) if kinks else objw.value(yw, eta, P)
         return xp.where(xp.isnan(F), xp.inf, F)
 
-    def pseudo_gradient(th: Any, sm: Any) -> tuple[Any, ...]:
-        eta = _matvec(xp, Xw, th)
+    def pseudo_gradient(th: Any, sm: Any, eta: Any) -> tuple[Any, ...]:
         P = P_of(th)
         parts = objw.partials(yw, eta, P, sm)
         g = _rmatvec(xp, Xw, parts[0]) / n
@@ -214,12 +212,12 @@ def orthant_newton(
     converged = xp.zeros((R,), dtype=xp.bool)
     n_iter = xp.zeros((R,), dtype=xp.int64)
     stalled = xp.zeros((R,), dtype=xp.bool)
-    F = fval(theta, smooth)
-    pg, parts = pseudo_gradient(theta, smooth)
+    eta = _matvec(xp, Xw, theta)
+    F = fval(theta, smooth, eta)
+    pg, parts = pseudo_gradient(theta, smooth, eta)
     kkt = xp.max(xp.abs(pg), axis=-1)
 
     def retire(sel: Any) -> None:
-        eta = _matvec(xp, Xw, theta)
         obj = objw.value(yw, eta, P_of(theta))
         finished.append(
             tuple(
@@ -242,8 +240,8 @@ def orthant_newton(
         lower = active & stage_done & ~final
         if bool(xp.any(lower)):
             smooth = xp.where(lower, xp.maximum(smooth / 100.0, smooth_min_arr), smooth)
-            F = xp.where(lower, fval(theta, smooth), F)
-            pg2, parts2 = pseudo_gradient(theta, smooth)
+            F = xp.where(lower, fval(theta, smooth, eta), F)
+            pg2, parts2 = pseudo_gradient(theta, smooth, eta)
             pg = xp.where(lower[:, None], pg2, pg)
             parts = tuple(
                 xp.where(lower[:, None], a2, a1) for a1, a2 in zip(parts, parts2, strict=True)
@@ -258,9 +256,9 @@ def orthant_newton(
         if n_active <= W // 2 and W >= 16:
             retire(xp.nonzero(~active)[0])
             keep = xp.nonzero(active)[0]
-            idx, theta, F, pg, kkt, smooth, converged, n_iter, stalled = (
+            idx, theta, eta, F, pg, kkt, smooth, converged, n_iter, stalled = (
                 xp.take(a, keep, axis=0)
-                for a in (idx, theta, F, pg, kkt, smooth, converged, n_iter, stalled)
+                for a in (idx, theta, eta, F, pg, kkt, smooth, converged, n_iter, stalled)
             )
             parts = tuple(xp.take(a, keep, axis=0) for a in parts)
             active = xp.ones((n_active,), dtype=xp.bool)
@@ -315,17 +313,20 @@ def orthant_newton(
         t = 1.0
         accepted = ~active
         new_theta = theta
+        new_eta = eta
         new_F = F
         for _ls in range(_MAX_HALVINGS):
             trial = theta + t * d
             ts = trial[:, o:]
             ts = xp.where((sigma != 0) & (xp.sign(ts) != sigma), 0.0, ts)
             trial = xp.concat([trial[:, :o], ts], axis=1)
-            F1 = fval(trial, smooth)
+            eta1 = _matvec(xp, Xw, trial)
+            F1 = fval(trial, smooth, eta1)
             dec = xp.sum(G * (trial - theta), axis=-1)
             ok = F1 <= F + _ARMIJO * dec + _ROUNDING * xp.abs(F)
             take = ok & ~accepted
             new_theta = xp.where(take[:, None], trial, new_theta)
+            new_eta = xp.where(take[:, None], eta1, new_eta)
             new_F = xp.where(take, F1, new_F)
             accepted = accepted | ok
             if bool(xp.all(accepted)):
@@ -335,8 +336,8 @@ def orthant_newton(
         stuck = active & ~accepted
         stalled = stalled | stuck
         active = active & ~stuck
-        theta, F = new_theta, new_F
-        pg, parts = pseudo_gradient(theta, smooth)
+        theta, eta, F = new_theta, new_eta, new_F
+        pg, parts = pseudo_gradient(theta, smooth, eta)
         kkt = xp.max(xp.abs(pg), axis=-1)
 
     # Replications still active hit max_iter (or converged on the last step).
