@@ -56,7 +56,7 @@ from scipy.stats import poisson as _poisson
 from .designs import SeedLike, _check_count, _root_seed
 from .dgp import DGP
 
-__all__ = ["Quantities", "quantities"]
+__all__ = ["FiniteSampleLaw", "LimitLaw", "Quantities", "limit_law", "quantities"]
 
 #: Units (draws of x, or antithetic pairs) per vectorised chunk: bounds memory at
 #: about ``CHUNK * (p + 1)`` floats per array whatever ``n_mc`` is.
@@ -435,3 +435,256 @@ def quantities(
                 stacklevel=2,
             )
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# limit laws (THEORY.md s.5 and s.7)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FiniteSampleLaw:
+    """The law of ``theta_hat`` at sample size ``n`` predicted by a :class:`LimitLaw`.
+
+    ``theta_hat ~ theta0 + U / sqrt(n)`` with ``U`` the limit: mean ``theta0 + bias / sqrt(n)``,
+    covariance ``cov / n`` (intercept first), at the level ``lam`` the rule gives for this ``n``.
+    """
+
+    n: int
+    lam: float
+    mean: np.ndarray
+    cov: np.ndarray
+    limit: LimitLaw
+
+    def sample(self, m: int, seed: SeedLike = None) -> np.ndarray:
+        """``m`` draws of ``theta_hat``, shape (m, p + 1)."""
+        return self.limit.theta0 + self.limit.sample(m, seed) / math.sqrt(self.n)
+
+
+@dataclass(frozen=True)
+class LimitLaw:
+    """Limit in law of ``sqrt(n) (theta_hat - theta0)`` (THEORY.md s.5, s.7), intercept first.
+
+    ``U = argmin_u Z(u)``, ``Z(u) = -u'W + u'Iu/2 + pen(u) + lin'u``, ``W ~ N(0, I)``, with
+
+    * G-FGSM, l1, ``lam_n = lam0 / sqrt(n)``: ``pen = lam0 D sum_{beta0_j = 0} |u_j|``,
+      ``lin = lam0 D sgn0 - lam0 ||beta0||_1 V``;
+    * PL, l1: ``pen = (lam0 / phi) sum_{beta0_j = 0} |u_j|``, ``lin = (lam0 / phi) sgn0`` (the
+      package's PL is on the ``phi = 1`` scale, so its level on THEORY's scale is ``lam0 / phi``);
+    * lr, ``0 < r < 1``, ``lam_n = lam0 n^(r/2 - 1)``: ``pen = c sum_{beta0_j = 0} |u_j|^r`` with
+      ``c = lam0 D`` (G-FGSM) or ``lam0 / phi`` (PL), ``lin = 0`` (s.7).
+
+    Attributes
+    ----------
+    bias, cov : mean (p + 1,) and covariance (p + 1, p + 1) of ``U``; closed form
+        ``bias = -I^{-1} lin``, ``cov = I^{-1}`` when no true slope is zero (``closed_form``),
+        otherwise Monte Carlo over ``n_mc`` draws with standard errors ``se_bias``, ``se_cov``.
+    prob_zero : (p + 1,) ``P(U_j = 0)`` for the zero slopes (Monte Carlo, SE ``se_prob_zero``),
+        NaN for the intercept and the nonzero slopes (where it is 0).
+    quantities : the :class:`Quantities` (``I``, ``D``, ``V``, ``phi``) used.
+    """
+
+    method: str
+    penalty: str
+    lam0: float
+    r: float
+    theta0: np.ndarray
+    zero: np.ndarray
+    quantities: Quantities
+    pen_level: float
+    lin: np.ndarray
+    bias: np.ndarray
+    cov: np.ndarray
+    se_bias: np.ndarray
+    se_cov: np.ndarray
+    prob_zero: np.ndarray
+    se_prob_zero: np.ndarray
+    closed_form: bool
+    n_mc: int
+
+    def lam_n(self, n: int) -> float:
+        """The level at sample size ``n``: ``lam0 / sqrt(n)`` (l1) or ``lam0 n^(r/2 - 1)`` (lr)."""
+        n = _check_count(n, "n")
+        return self.lam0 * (n ** (self.r / 2.0 - 1.0))
+
+    def at_n(self, n: int) -> FiniteSampleLaw:
+        """Predicted law of ``theta_hat`` at sample size ``n``."""
+        n = _check_count(n, "n")
+        return FiniteSampleLaw(n, self.lam_n(n), self.theta0 + self.bias / math.sqrt(n),
+                               self.cov / n, self)
+
+    def sample(self, m: int, seed: SeedLike = None, backend: str | None = None) -> np.ndarray:
+        """``m`` draws of ``U`` (shape (m, p + 1)): ``m`` draws of ``W``, minimised at once."""
+        m = _check_count(m, "m")
+        rng = np.random.default_rng(_root_seed(seed))
+        z = rng.standard_normal((m, self.theta0.size))
+        return _argmin_Z(self, z, backend)
+
+    def __str__(self) -> str:
+        kind = "closed form" if self.closed_form else f"Monte Carlo, {self.n_mc} draws"
+        rule = "lam_n = lam0/sqrt(n)" if self.penalty == "l1" else "lam_n = lam0 n^(r/2-1)"
+        names = ["intercept"] + [f"beta{j}" for j in range(1, self.theta0.size)]
+        sd = np.sqrt(np.diag(self.cov))
+        lines = [
+            f"Limit law of sqrt(n)(theta_hat - theta0): {self.method}, {self.penalty}"
+            + (f" (r = {self.r})" if self.penalty == "lr" else "")
+            + f", lam0 = {self.lam0} ({rule})",
+            f"D = {self.quantities.D:.6g}, phi = {self.quantities.phi:.6g}; moments: {kind}",
+            f"{'':10s} {'theta0':>10s} {'bias':>10s} {'sd':>10s} {'P(U = 0)':>10s}",
+        ]
+        for j, name in enumerate(names):
+            pz = "" if np.isnan(self.prob_zero[j]) else f"{self.prob_zero[j]:.4f}"
+            lines.append(f"{name:10s} {self.theta0[j]:10.4g} {self.bias[j]:10.4g} "
+                         f"{sd[j]:10.4g} {pz:>10s}")
+        return "\n".join(lines)
+
+
+def limit_law(
+    dgp: DGP,
+    lam0: float,
+    method: str = "gfgsm",
+    penalty: str = "l1",
+    *,
+    r: float | None = None,
+    n_mc: int = 20_000,
+    seed: SeedLike = 0,
+    quantities_: Quantities | None = None,
+) -> LimitLaw:
+    """The limit law of ``sqrt(n)(theta_hat - theta0)`` for ``dgp`` (THEORY.md s.5, s.7).
+
+    Parameters
+    ----------
+    dgp : the data-generating process (true ``theta0``, family, design).
+    lam0 : ``lam_n = lam0 / sqrt(n)`` for ``penalty="l1"``; ``lam0 n^(r/2 - 1)`` for ``"lr"``.
+    method : ``"gfgsm"`` or ``"pl"``.
+    penalty : ``"l1"`` or ``"lr"`` (with ``0 < r < 1``).
+    n_mc : draws of ``W`` for the moments when a true slope is zero (otherwise closed form).
+    quantities_ : precomputed :func:`quantities` (default: computed here with ``seed``).
+    """
+    if not (isinstance(lam0, int | float) and math.isfinite(lam0) and lam0 >= 0):
+        raise ValueError(f"lam0 must be a finite number >= 0, got {lam0!r}")
+    if method not in ("gfgsm", "pl"):
+        raise ValueError(f"unknown method {method!r}; expected 'gfgsm' or 'pl'")
+    if penalty == "l1":
+        if r is not None:
+            raise ValueError("r applies to penalty='lr' only")
+        r_ = 1.0
+    elif penalty == "lr":
+        if r is None or not (0 < r < 1):
+            raise ValueError(f"penalty='lr' needs 0 < r < 1 (THEORY.md s.7), got r={r!r}")
+        r_ = float(r)
+    else:
+        raise ValueError(f"unknown penalty {penalty!r} for limit_law; expected 'l1' or 'lr'")
+    n_mc = _check_count(n_mc, "n_mc")
+    q = quantities_ if quantities_ is not None else quantities(dgp, seed=seed)
+    theta0 = np.asarray(dgp.theta0, dtype=float)
+    beta0 = theta0[1:]
+    zero = np.r_[False, beta0 == 0]
+    sgn0 = np.r_[0.0, np.sign(beta0)]
+    scale = q.D if method == "gfgsm" else 1.0 / q.phi
+    pen_level = float(lam0 * scale)
+    if penalty == "l1":
+        lin = pen_level * sgn0
+        if method == "gfgsm":
+            lin = lin - lam0 * float(np.abs(beta0).sum()) * np.asarray(q.V, dtype=float)
+    else:
+        lin = np.zeros_like(theta0)
+    Iinv = np.linalg.inv(np.asarray(q.I, dtype=float))
+    nan = np.full(theta0.size, np.nan)
+    base = dict(method=method, penalty=penalty, lam0=float(lam0), r=r_, theta0=theta0,
+                zero=zero, quantities=q, pen_level=pen_level, lin=lin, n_mc=n_mc)
+    if not zero.any() or pen_level == 0.0:
+        law = LimitLaw(bias=-Iinv @ lin, cov=Iinv, se_bias=np.zeros_like(theta0),
+                       se_cov=np.zeros_like(Iinv), prob_zero=np.where(zero, 0.0, nan),
+                       se_prob_zero=np.where(zero, 0.0, nan), closed_form=True, **base)
+        return law
+    provisional = LimitLaw(bias=nan, cov=Iinv, se_bias=nan, se_cov=Iinv * np.nan,
+                           prob_zero=nan, se_prob_zero=nan, closed_form=False, **base)
+    U = provisional.sample(n_mc, seed=np.random.SeedSequence([_seed_int(seed), 1]))
+    bias = U.mean(axis=0)
+    cov = np.cov(U, rowvar=False)
+    se_bias = U.std(axis=0, ddof=1) / math.sqrt(n_mc)
+    # SE of a sample covariance entry: sd of the centred cross products over sqrt(n_mc).
+    Uc = U - bias
+    se_cov = (Uc[:, :, None] * Uc[:, None, :]).std(axis=0, ddof=1) / math.sqrt(n_mc)
+    pz = (U == 0).mean(axis=0)
+    prob_zero = np.where(zero, pz, np.nan)
+    se_pz = np.where(zero, np.sqrt(pz * (1 - pz) / n_mc), np.nan)
+    return LimitLaw(bias=bias, cov=cov, se_bias=se_bias, se_cov=se_cov, prob_zero=prob_zero,
+                    se_prob_zero=se_pz, closed_form=False,
+                    **{k: v for k, v in base.items()})
+
+
+def _seed_int(seed: SeedLike) -> int:
+    return int(_root_seed(seed).generate_state(1)[0])
+
+
+def _argmin_Z(law: LimitLaw, z: np.ndarray, backend: str | None) -> np.ndarray:
+    """``argmin_u Z(u)`` for ``W = L z`` (``I = L L'``), one row of ``z`` per draw.
+
+    ``Z(u) = u'Iu/2 - (W - lin)'u + pen(u)``.  Writing ``u'Iu/2 - b'u = ||L'u - L^{-1}b||^2 / 2
+    + const``, the l1 case is a weighted lasso with design ``L'`` and response
+    ``z - L^{-1} lin``, solved for all draws at once by :func:`gfgsm.batch.fit_batch` (exact
+    KKT point).  The lr case (non-convex) is solved by exact coordinate minimisation on the
+    zero coordinates after profiling out the others (:func:`_argmin_lr`).
+    """
+    from ._backend import to_numpy
+    from .batch import fit_batch
+
+    I = np.asarray(law.quantities.I, dtype=float)  # noqa: E741
+    L = np.linalg.cholesky(I)
+    q = I.shape[0]
+    resp = z - np.linalg.solve(L, law.lin)[None, :]
+    if not law.zero.any() or law.pen_level == 0.0:
+        return np.linalg.solve(L.T, resp.T).T
+    if law.penalty == "l1":
+        fit = fit_batch(L.T, resp, family="gaussian", method="pl", lam=law.pen_level / q,
+                        penalty="weighted_l1", weights=law.zero.astype(float),
+                        fit_intercept=False, backend=backend, warn=True)
+        return np.asarray(to_numpy(fit.coef), dtype=float)
+    b = (L @ resp.T).T  # W - lin
+    return _argmin_lr(I, b, law.zero, law.pen_level, law.r)
+
+
+def _argmin_lr(I: np.ndarray, b: np.ndarray, zero: np.ndarray, c: float, r: float,  # noqa: E741
+               sweeps: int = 200) -> np.ndarray:
+    """``argmin u'Iu/2 - b'u + c sum_{zero} |u_j|^r`` per row of ``b`` (0 < r < 1).
+
+    The unpenalized coordinates enter quadratically and are profiled out exactly, leaving
+    ``v'Sv/2 - bt'v + c sum |v_j|^r`` over the zero coordinates (``S`` the Schur complement).
+    Each coordinate step is the exact global minimiser of a one-dimensional problem
+    (:meth:`gfgsm.penalties.Lr.prox`), so with one zero coordinate the result is the global
+    minimiser; with several it is a coordinate-wise minimiser, the better of the runs started
+    at the unpenalized solution and at 0.
+    """
+    from ._backend import to_numpy
+    from .penalties import Lr
+
+    Z, F = np.flatnonzero(zero), np.flatnonzero(~zero)
+    IFF, IFZ, IZZ = I[np.ix_(F, F)], I[np.ix_(F, Z)], I[np.ix_(Z, Z)]
+    A = np.linalg.solve(IFF, IFZ)  # u_F = IFF^{-1}(b_F - IFZ v)
+    S = IZZ - IFZ.T @ A
+    bt = b[:, Z] - b[:, F] @ np.linalg.solve(IFF, IFZ)
+    pen = Lr(r)
+
+    def objective(v: np.ndarray) -> np.ndarray:
+        return 0.5 * np.einsum("mi,ij,mj->m", v, S, v) - (bt * v).sum(1) + c * (
+            np.abs(v) ** r).sum(1)
+
+    def cd(v: np.ndarray) -> np.ndarray:
+        for _ in range(sweeps):
+            old = v.copy()
+            for k in range(Z.size):  # coordinates, not replications: vectorised over draws
+                zk = (bt[:, k] - v @ S[:, k] + S[k, k] * v[:, k]) / S[k, k]
+                v[:, k] = to_numpy(pen.prox(zk[:, None], c, 1.0 / S[k, k]))[:, 0]
+            if np.max(np.abs(v - old)) <= 1e-13:
+                break
+        return v
+
+    v1 = cd(np.linalg.solve(S, bt.T).T.copy())
+    v2 = cd(np.zeros_like(bt))
+    v = np.where((objective(v1) <= objective(v2))[:, None], v1, v2)
+    u = np.empty_like(b)
+    u[:, Z] = v
+    u[:, F] = np.linalg.solve(IFF, (b[:, F] - v @ IFZ.T).T).T
+    return u
