@@ -15,6 +15,7 @@ from .designs import (
     UniformDesign,
 )
 from .dgp import DGP
+from .diagnostics import SignNeutrality, sign_neutrality
 from .estimators import GFGSM, PenalizedGLM
 from .families import Binomial, Family, Gaussian, Poisson, get_family
 from .objectives import objective
@@ -37,6 +38,7 @@ __all__ = [
     "MixtureDesign",
     "PenalizedGLM",
     "Poisson",
+    "SignNeutrality",
     "UniformDesign",
     "designs",
     "fit_batch",
@@ -44,5 +46,6 @@ __all__ = [
     "get_penalty",
     "get_scheme",
     "objective",
+    "sign_neutrality",
     "theory",
 ]
