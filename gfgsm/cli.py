@@ -1,9 +1,10 @@
-"""The ``gfgsm`` command.
+"""The ``gfgsm`` command: simulation studies of Generalized FGSM from the shell.
 
-``gfgsm demo`` is the package's main job until the Monte Carlo engine and the report exist: a
-small batched simulation (THEORY.md s.5) that fits G-FGSM and PL to ``R`` replications of a
-GLM for each family and prints bias, empirical standard error (with Monte Carlo standard
-errors) and the share of converged fits.
+``gfgsm list``                 studies and presets (the ``gfgsm.studies`` entry points)
+``gfgsm run STUDY``            run or resume a study into a results store
+``gfgsm summarize DIR``        performance measures with Monte Carlo standard errors
+``gfgsm report``               the report (filled by the studies issue)
+``gfgsm demo``                 a small batched G-FGSM vs PL simulation, printed
 """
 
 from __future__ import annotations
@@ -64,10 +65,86 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    from .mc.registry import list_studies
+
+    studies = list_studies()
+    if not studies:
+        print("no studies registered (entry-point group 'gfgsm.studies')")
+        return 0
+    for name, st in studies.items():
+        print(f"{name}: {st.aims}")
+        for pname in sorted(st.presets):
+            pre = st.presets[pname]
+            conds = st.conditions(pname)
+            print(f"    --preset {pname:6s} {pre.reps:6d} replications x {len(conds):3d} "
+                  f"conditions x {len(st.methods)} methods  {pre.description}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .mc.runner import run
+
+    out = run(args.study, args.preset, args.out, backend=args.backend, executor=args.executor,
+              scheduler=args.scheduler, workers=args.workers, chunk_size=args.chunk_size,
+              reps=args.reps, progress=None if args.progress is None else args.progress)
+    print(f"results: {out}  (gfgsm summarize {out})")
+    return 0
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from .mc.summary import summarize
+
+    print(summarize(args.dir))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    print("gfgsm report: the report builder arrives with the studies (next issue); "
+          "use 'gfgsm summarize DIR' for a store's measures.", file=sys.stderr)
+    return 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gfgsm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gfgsm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="registered studies and their presets")
+
+    run_p = sub.add_parser("run", help="run or resume a study")
+    run_p.add_argument("study")
+    run_p.add_argument("--preset", default="quick")
+    run_p.add_argument("--out", default=None, help="store directory (default results/STUDY-PRESET)")
+    run_p.add_argument("--backend", choices=BACKENDS, default=None)
+    run_p.add_argument("--executor", choices=("local", "processes", "dask"), default="local")
+    run_p.add_argument("--scheduler", default=None, help="Dask scheduler address")
+    run_p.add_argument("--workers", type=_positive_int, default=None)
+    run_p.add_argument("--chunk-size", type=_positive_int, default=None)
+    run_p.add_argument("--reps", type=_positive_int, default=None,
+                       help="override the preset's replications per condition")
+    bar = run_p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+
+    summ = sub.add_parser("summarize", help="performance measures of a results store")
+    summ.add_argument("dir")
+
+    rep = sub.add_parser("report", help="build the report")
+    rep.add_argument("--preset", default="quick")
+    rep.add_argument("--results", default=None)
+    rep.add_argument("--out", default="reports")
+
     demo = sub.add_parser("demo", help="a small batched G-FGSM vs PL simulation")
     demo.add_argument("--replications", "-R", type=int, default=500)
     demo.add_argument("--n", type=int, default=400)
@@ -83,7 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.lam0 < 0:
             parser.error(f"--lam0 must be >= 0, got {args.lam0}")
         return _demo(args)
-    return 2  # pragma: no cover
+    handlers = {"list": _list, "run": _run, "summarize": _summarize, "report": _report}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
+            ConnectionError, FileExistsError) as exc:
+        print(f"gfgsm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

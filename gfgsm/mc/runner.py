@@ -1,0 +1,246 @@
+"""Run a study: chunks of replications, batched fits, an atomic results store, resumable.
+
+``run(study, preset, out)``
+
+1. opens (or creates) the store at ``out``; a store of another study definition is refused;
+2. cuts every condition's replications into chunks (``chunk_size``, or as many as fit in
+   ``memory_budget`` bytes), skipping chunks already finished and verified;
+3. computes each missing chunk with :func:`compute_chunk` on the chosen executor and writes it
+   as soon as it arrives.
+
+:func:`compute_chunk` is a pure function of (study, preset, condition, replication range,
+backend): it draws replication ``r`` from its own seed (:mod:`gfgsm.mc.seeds`), stacks the
+chunk's replications into ``(R, n, p)`` arrays and fits every method with one
+:func:`gfgsm.fit_batch` call per method.  Hence a killed and resumed run, a different chunk
+size, executor or number of workers all give the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._backend import BACKENDS, asarray, resolve_backend, to_numpy
+from ..batch import fit_batch
+from .executors import run_tasks
+from .registry import get_study
+from .seeds import replication_seed
+from .spec import Study
+from .store import ResultStore
+
+__all__ = ["chunk_bounds", "compute_chunk", "run"]
+
+#: Bytes of working memory per (observation x column) of one replication in a batched fit:
+#: the design with its intercept column, the Gram temporary and a few (R, n) arrays.
+_BYTES_PER_CELL = 8 * 12
+
+
+def chunk_bounds(reps: int, chunk_size: int) -> list[tuple[int, int]]:
+    """``[(0, c), (c, 2c), ...]`` covering ``range(reps)``."""
+    return [(s, min(s + chunk_size, reps)) for s in range(0, reps, chunk_size)]
+
+
+def _auto_chunk(study: Study, preset: str, memory_budget: float) -> int:
+    conds = study.conditions(preset)
+    reps = study.preset(preset).reps
+    worst = max(int(c["n"]) * (study.make_dgp(c).design.p + 2) for c in conds)
+    return max(1, min(reps, int(memory_budget // (worst * _BYTES_PER_CELL))))
+
+
+def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: int,
+                  backend: str | None = None) -> pd.DataFrame:
+    """Tidy results of replications ``start..stop-1`` of one condition, every method.
+
+    One row per replication x method x parameter (intercept first): the condition's factors,
+    ``method``, ``rep``, ``param``, ``estimate``, ``true``, ``converged``, ``status``,
+    ``n_iter``, ``kkt``, ``objective``, ``lam``.
+    """
+    cond = study.conditions(preset)[condition]
+    dgp = study.make_dgp(cond)
+    n = int(cond["n"])
+    draws = [dgp.draw(n, np.random.default_rng(replication_seed(study.seed, condition, r)))
+             for r in range(start, stop)]
+    xp = resolve_backend(backend)
+    X = asarray(np.stack([d[0] for d in draws]), xp)
+    y = asarray(np.stack([d[1] for d in draws]), xp)
+    R = stop - start
+    theta0 = np.asarray(dgp.theta0, dtype=float)
+    q = theta0.size
+    params = np.array(["intercept"] + [f"beta{j}" for j in range(1, q)], dtype=object)
+    frames = []
+    for m in study.methods:
+        lam = m.lam(cond)
+        fit = fit_batch(X, y, family=dgp.family, lam=lam, backend=backend, warn=False,
+                        **m.fit_options())
+        est = np.c_[to_numpy(fit.intercept), to_numpy(fit.coef)]
+        rep_ids = np.repeat(np.arange(start, stop, dtype=np.int64), q)
+        per_rep = {
+            "converged": to_numpy(fit.converged).astype(bool),
+            "status": np.asarray(fit.status, dtype=object),
+            "n_iter": to_numpy(fit.n_iter).astype(np.int64),
+            "kkt": to_numpy(fit.kkt).astype(float),
+            "objective": to_numpy(fit.objective).astype(float),
+        }
+        frame = {
+            "condition": np.full(R * q, condition, dtype=np.int64),
+            **{k: np.repeat(np.asarray([_scalar(v)], dtype=object), R * q)
+               for k, v in cond.items()},
+            "method": np.full(R * q, m.name, dtype=object),
+            "rep": rep_ids,
+            "param": np.tile(params, R),
+            "estimate": est.reshape(-1),
+            "true": np.tile(theta0, R),
+            **{k: np.repeat(v, q) for k, v in per_rep.items()},
+            "lam": np.full(R * q, lam, dtype=float),
+        }
+        frames.append(pd.DataFrame(frame))
+    df = pd.concat(frames, ignore_index=True)
+    for k, v in cond.items():
+        df[k] = df[k].astype(_dtype(_scalar(v)))
+    df["method"] = df["method"].astype(str)
+    df["param"] = df["param"].astype(str)
+    df["status"] = df["status"].astype(str)
+    return df
+
+
+def _scalar(v: Any) -> Any:
+    v = v.item() if hasattr(v, "item") else v
+    return v if isinstance(v, str | int | float | bool) else repr(v)
+
+
+def _dtype(v: Any) -> Any:
+    if isinstance(v, bool):
+        return bool
+    if isinstance(v, int):
+        return np.int64
+    if isinstance(v, float):
+        return np.float64
+    return str
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import scipy
+
+    from .. import __version__
+
+    out = {"gfgsm": __version__, "python": platform.python_version(),
+           "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
+           "platform": platform.platform()}
+    for mod in ("pyarrow", "dask", "distributed", "sklearn", "statsmodels"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:  # pragma: no cover
+            pass
+    return out
+
+
+def run(
+    study: str | Study,
+    preset: str = "quick",
+    out: str | os.PathLike[str] | None = None,
+    *,
+    backend: str | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    chunk_size: int | None = None,
+    reps: int | None = None,
+    memory_budget: float = 256e6,
+    progress: bool | None = None,
+) -> Path:
+    """Run (or resume) ``study`` under ``preset``, writing the results store ``out``.
+
+    Parameters
+    ----------
+    study : a :class:`Study` or the name of a registered study (``gfgsm list``).
+    preset : ``"quick"`` or ``"full"`` (or any preset the study defines).
+    out : the store directory (default ``results/<study>-<preset>``).
+    backend : array backend of the fits (``"numpy"``, ``"cupy"``, ``"array_api_strict"``).
+    executor : ``"local"``, ``"processes"`` or ``"dask"`` (with ``scheduler`` an address, or a
+        ``LocalCluster`` of ``workers`` processes when it is ``None``).
+    chunk_size : replications per chunk (default: as many as ``memory_budget`` bytes allow).
+    reps : replications per condition, overriding the preset's (a different definition).
+    progress : a progress bar on stderr (default: only when stderr is a terminal).
+
+    Returns the store's path; read it with :func:`gfgsm.mc.load`.
+    """
+    study = get_study(study) if isinstance(study, str) else study
+    pre = study.preset(preset)  # validates the name
+    if reps is not None:
+        # Preset validates the count; the study's definition (and hash) records it.
+        study = replace(study, presets={**study.presets, preset: replace(pre, reps=reps)})
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    resolve_backend(backend)  # fails early when CuPy is asked for but absent
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    out = Path(out) if out is not None else Path("results") / f"{study.name}-{preset}"
+    reps = study.preset(preset).reps
+    cs = chunk_size or _auto_chunk(study, preset, memory_budget)
+    definition = study.definition(preset)
+    manifest = {
+        "study_hash": study.hash(preset),
+        "study": definition,
+        "preset": preset,
+        "seed": study.seed,
+        "versions": _versions(),
+        "backend": backend or "numpy",
+    }
+    store = ResultStore.create_or_open(out, manifest)
+    conds = definition["conditions"]
+    tasks = [(study, preset, c, s, e, backend)
+             for c in range(len(conds)) for s, e in chunk_bounds(reps, cs)
+             if not store.is_done(c, s, e)]
+    total = sum(t[4] - t[3] for t in tasks)
+    bar = _progress(total, len(conds), progress)
+    t0 = time.perf_counter()
+    try:
+        for task, df in run_tasks(_timed_chunk, tasks, executor=executor, workers=workers,
+                                  scheduler=scheduler):
+            _, _, c, s, e, _ = task
+            frame, seconds = df
+            store.write_chunk(c, s, e, frame, seconds=seconds)
+            if bar is not None:
+                bar.update(e - s)
+                bar.set_postfix_str(f"condition {c + 1}/{len(conds)}")
+    finally:
+        if bar is not None:
+            bar.close()
+    store.record_run({"executor": executor, "workers": workers, "chunk_size": cs,
+                      "chunks_computed": len(tasks), "seconds": time.perf_counter() - t0,
+                      "backend": backend or "numpy"})
+    return out
+
+
+def _timed_chunk(study: Study, preset: str, c: int, s: int, e: int,
+                 backend: str | None) -> tuple[pd.DataFrame, float]:
+    t = time.perf_counter()
+    df = compute_chunk(study, preset, c, s, e, backend)
+    return df, time.perf_counter() - t
+
+
+def _progress(total: int, n_conditions: int, enabled: bool | None) -> Any:
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="rep", desc=f"{n_conditions} conditions", file=sys.stderr,
+                smoothing=0.05)
+
+
+def conditions_frame(study: Study, preset: str) -> pd.DataFrame:
+    """The grid of a preset as a DataFrame (one row per condition, with its index)."""
+    conds = study.conditions(preset)
+    return pd.DataFrame([{"condition": i, **c} for i, c in enumerate(conds)])

@@ -1,0 +1,185 @@
+"""Simulation studies in the ADEMP structure (Morris, White & Crowther 2019).
+
+A :class:`Study` names its **A**ims, builds its **D**ata-generating mechanisms from a factorial
+grid of conditions (``make_dgp(condition) -> DGP``), states its **E**stimands (the true
+``theta0 = (intercept, beta)`` of each DGP), lists its **M**ethods (:class:`MethodSpec`: G-FGSM
+or PL with a penalty, scheme, adversary and ``lam`` rule) and its **P**erformance measures
+(:mod:`gfgsm.mc.measures`).  Named presets (``quick``, ``full``) set the number of replications
+and may narrow or widen the grid.
+
+A study's identity is the SHA-256 of its canonical JSON definition under a preset
+(:meth:`Study.definition`): the grid, every condition's DGP (its ``repr`` holds family, design,
+coefficients and error law), the methods, replications and seed.  Results stores refuse to mix
+runs of different definitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dgp import DGP
+
+__all__ = ["LamRule", "MethodSpec", "Preset", "Study"]
+
+
+@dataclass(frozen=True)
+class LamRule:
+    """``lam = scale * n ** (-exponent)``, ``scale`` a number or the name of a condition factor.
+
+    ``LamRule()`` is ``lam0 / sqrt(n)`` (THEORY.md s.5); ``LamRule(exponent=0)`` a fixed ``lam0``;
+    ``LamRule(exponent=0.25)`` the slower ``lam0 n^(-1/4)``; for lr (``0 < r < 1``) THEORY.md s.7
+    uses ``exponent = 1 - r / 2``.
+    """
+
+    exponent: float = 0.5
+    scale: str | float = "lam0"
+
+    def __call__(self, condition: Mapping[str, Any]) -> float:
+        if isinstance(self.scale, str):
+            if self.scale not in condition:
+                raise ValueError(f"lam rule needs condition factor {self.scale!r}; the condition "
+                                 f"has {sorted(condition)}")
+            s = float(condition[self.scale])
+        else:
+            s = float(self.scale)
+        n = condition.get("n")
+        if n is None:
+            raise ValueError("lam rule needs the condition factor 'n'")
+        lam = s * float(n) ** (-float(self.exponent))
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"lam rule gave lam = {lam!r} for condition {dict(condition)}")
+        return lam
+
+    def describe(self) -> str:
+        s = self.scale if isinstance(self.scale, str) else repr(self.scale)
+        if self.exponent == 0:
+            return f"{s}"
+        if self.exponent == 0.5:
+            return f"{s}/sqrt(n)"
+        return f"{s}*n^(-{self.exponent:g})"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One estimator of a study: :func:`gfgsm.fit_batch` options and a ``lam`` rule."""
+
+    name: str
+    method: str  # "gfgsm" or "pl"
+    penalty: str = "l1"
+    lam: LamRule = field(default_factory=LamRule)
+    adversary: str = "fgsm"
+    clean_weight: float = 0.0
+    scheme: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()  # penalty/scheme parameters, e.g. (("r", 0.5),)
+
+    def __post_init__(self) -> None:
+        if self.method not in ("gfgsm", "pl"):
+            raise ValueError(f"method {self.name!r}: unknown method {self.method!r}")
+        if not self.name:
+            raise ValueError("a method needs a name")
+
+    def fit_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"method": self.method, "penalty": self.penalty}
+        if self.method == "gfgsm":
+            opts.update(adversary=self.adversary, clean_weight=self.clean_weight)
+            if self.scheme is not None:
+                opts["scheme"] = self.scheme
+        opts.update(dict(self.params))
+        return opts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "method": self.method, "penalty": self.penalty,
+            "lam": {"exponent": self.lam.exponent, "scale": self.lam.scale},
+            "adversary": self.adversary, "clean_weight": self.clean_weight,
+            "scheme": self.scheme, "params": [list(kv) for kv in self.params],
+        }
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named size of a study: replications per condition and optional grid overrides."""
+
+    reps: int
+    factors: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reps, bool) or not isinstance(self.reps, int) or self.reps < 1:
+            raise ValueError(f"replications must be a positive integer, got {self.reps!r}")
+
+
+@dataclass(frozen=True)
+class Study:
+    """An ADEMP simulation study (module docstring)."""
+
+    name: str
+    aims: str
+    factors: Mapping[str, Sequence[Any]]
+    make_dgp: Callable[[Mapping[str, Any]], DGP]
+    methods: tuple[MethodSpec, ...]
+    presets: Mapping[str, Preset]
+    estimands: str = "theta0 = (intercept, beta) of each condition's DGP"
+    measures: tuple[str, ...] = ("bias", "empse", "mse", "rmse")
+    seed: int = 20181029
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError(f"study {self.name!r} has no methods")
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"study {self.name!r}: method names must be unique, got {names}")
+        for key in ("quick", "full"):
+            if key not in self.presets:
+                raise ValueError(f"study {self.name!r} needs a {key!r} preset")
+
+    def preset(self, name: str) -> Preset:
+        if name not in self.presets:
+            raise ValueError(f"study {self.name!r} has no preset {name!r}; "
+                             f"presets: {sorted(self.presets)}")
+        return self.presets[name]
+
+    def conditions(self, preset: str) -> list[dict[str, Any]]:
+        """The factorial grid of the preset: a list of condition dicts, in a fixed order."""
+        grid = {**dict(self.factors), **dict(self.preset(preset).factors)}
+        keys = list(grid)
+        return [dict(zip(keys, values, strict=True)) for values in
+                itertools.product(*(list(grid[k]) for k in keys))]
+
+    def definition(self, preset: str) -> dict[str, Any]:
+        """The canonical JSON-able definition under ``preset`` (what the hash covers)."""
+        conds = self.conditions(preset)
+        return {
+            "name": self.name,
+            "version": self.version,
+            "aims": self.aims,
+            "estimands": self.estimands,
+            "preset": preset,
+            "reps": self.preset(preset).reps,
+            "seed": self.seed,
+            "factors": list(conds[0]) if conds else [],
+            "conditions": [{"condition": _jsonable(c), "dgp": repr(self.make_dgp(c))}
+                           for c in conds],
+            "methods": [m.to_json() for m in self.methods],
+            "measures": list(self.measures),
+        }
+
+    def hash(self, preset: str) -> str:
+        text = json.dumps(self.definition(preset), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _jsonable(c: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in c.items():
+        out[k] = v.item() if hasattr(v, "item") else v
+        if not isinstance(out[k], str | int | float | bool | type(None)):
+            out[k] = repr(v)
+    return out

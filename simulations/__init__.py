@@ -1,0 +1,1 @@
+"""Simulation studies of gfgsm, one module each, registered under ``gfgsm.studies``."""
