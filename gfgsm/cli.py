@@ -100,9 +100,11 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    print("gfgsm report: the report builder arrives with the studies (next issue); "
-          "use 'gfgsm summarize DIR' for a store's measures.", file=sys.stderr)
-    return 2
+    from .report import build_report
+
+    path = build_report(args.preset, args.results, args.out, only=args.only)
+    print(f"report: {path}")
+    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -144,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--preset", default="quick")
     rep.add_argument("--results", default=None)
     rep.add_argument("--out", default="reports")
+    rep.add_argument("--only", nargs="*", default=None, help="only these sections")
 
     demo = sub.add_parser("demo", help="a small batched G-FGSM vs PL simulation")
     demo.add_argument("--replications", "-R", type=int, default=500)

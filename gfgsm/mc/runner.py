@@ -76,18 +76,17 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
     params = np.array(["intercept"] + [f"beta{j}" for j in range(1, q)], dtype=object)
     frames = []
     for m in study.methods:
-        lam = m.lam(cond)
-        fit = fit_batch(X, y, family=dgp.family, lam=lam, backend=backend, warn=False,
-                        **m.fit_options())
-        est = np.c_[to_numpy(fit.intercept), to_numpy(fit.coef)]
+        lam = m.lam(cond, dgp)
+        if m.select is None:
+            fit = fit_batch(X, y, family=dgp.family, lam=lam, backend=backend, warn=False,
+                            **m.fit_options())
+            est = np.c_[to_numpy(fit.intercept), to_numpy(fit.coef)]
+            lam_used = np.full(R, lam)
+            per = _per_rep(fit, np.arange(R))
+        else:
+            est, lam_used, per = _fit_selected(X, y, dgp, m, lam, backend)
         rep_ids = np.repeat(np.arange(start, stop, dtype=np.int64), q)
-        per_rep = {
-            "converged": to_numpy(fit.converged).astype(bool),
-            "status": np.asarray(fit.status, dtype=object),
-            "n_iter": to_numpy(fit.n_iter).astype(np.int64),
-            "kkt": to_numpy(fit.kkt).astype(float),
-            "objective": to_numpy(fit.objective).astype(float),
-        }
+        per_rep = per
         frame = {
             "condition": np.full(R * q, condition, dtype=np.int64),
             **{k: np.repeat(np.asarray([_scalar(v)], dtype=object), R * q)
@@ -98,7 +97,7 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
             "estimate": est.reshape(-1),
             "true": np.tile(theta0, R),
             **{k: np.repeat(v, q) for k, v in per_rep.items()},
-            "lam": np.full(R * q, lam, dtype=float),
+            "lam": np.repeat(lam_used.astype(float), q),
         }
         frames.append(pd.DataFrame(frame))
     df = pd.concat(frames, ignore_index=True)
@@ -108,6 +107,56 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
     df["param"] = df["param"].astype(str)
     df["status"] = df["status"].astype(str)
     return df
+
+
+def _per_rep(fit: Any, idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "converged": to_numpy(fit.converged).astype(bool)[idx],
+        "status": np.asarray(fit.status, dtype=object)[idx],
+        "n_iter": to_numpy(fit.n_iter).astype(np.int64)[idx],
+        "kkt": to_numpy(fit.kkt).astype(float)[idx],
+        "objective": to_numpy(fit.objective).astype(float)[idx],
+    }
+
+
+def _fit_selected(X: Any, y: Any, dgp: Any, m: Any, lam: float,
+                  backend: str | None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Fit every replication on the grid ``lam * g`` at once and keep the smallest BIC.
+
+    The ``R x L`` problems go through one ``fit_batch`` call (replication-major).  BIC uses
+    the likelihood, not the method's objective, so every method is tuned by the same rule.
+    Non-converged grid points are never selected (a replication whose grid has no converged
+    point is reported non-converged at the smallest BIC).
+    """
+    from ..families import get_family
+
+    grid = np.asarray(m.grid, dtype=float)
+    L = grid.size
+    Xn, yn = to_numpy(X), to_numpy(y)
+    R, n, _ = Xn.shape
+    lams = np.tile(lam * grid, R)
+    xp = resolve_backend(backend)
+    XX = asarray(np.repeat(Xn, L, axis=0), xp)
+    YY = asarray(np.repeat(yn, L, axis=0), xp)
+    fit = fit_batch(XX, YY, family=dgp.family, lam=lams, backend=backend, warn=False,
+                    **m.fit_options())
+    est = np.c_[to_numpy(fit.intercept), to_numpy(fit.coef)]  # (R L, p + 1)
+    eta = est[:, :1] + np.einsum("rnp,rp->rn", np.repeat(Xn, L, axis=0), est[:, 1:])
+    fam = get_family(dgp.family)
+    yy = np.repeat(yn, L, axis=0)
+    df = 1 + np.count_nonzero(est[:, 1:], axis=1)
+    if fam.name == "gaussian":
+        rss = np.sum((yy - eta) ** 2, axis=1)
+        bic = n * np.log(np.maximum(rss, 1e-300) / n) + np.log(n) * df
+    else:
+        bic = np.sum(to_numpy(fam.deviance(yy, eta)), axis=1) + np.log(n) * df
+    conv = to_numpy(fit.converged).astype(bool)
+    bic = np.where(conv, bic, np.inf).reshape(R, L)
+    best = np.argmin(bic, axis=1)
+    none = ~np.isfinite(bic.min(axis=1))
+    best = np.where(none, 0, best)
+    idx = np.arange(R) * L + best
+    return est[idx], lams[idx], _per_rep(fit, idx)
 
 
 def _scalar(v: Any) -> Any:

@@ -39,8 +39,12 @@ class LamRule:
 
     exponent: float = 0.5
     scale: str | float = "lam0"
+    #: ``"D"`` or ``"D*phi"``: also multiply by the population ``D`` (times ``phi``) of the
+    #: condition's DGP, e.g. PL at the level matched to G-FGSM (THEORY.md s.5, consequence 3:
+    #: PL at ``lam D phi`` on the package's ``phi = 1`` scale).
+    multiplier: str | None = None
 
-    def __call__(self, condition: Mapping[str, Any]) -> float:
+    def __call__(self, condition: Mapping[str, Any], dgp: DGP | None = None) -> float:
         if isinstance(self.scale, str):
             if self.scale not in condition:
                 raise ValueError(f"lam rule needs condition factor {self.scale!r}; the condition "
@@ -52,6 +56,17 @@ class LamRule:
         if n is None:
             raise ValueError("lam rule needs the condition factor 'n'")
         lam = s * float(n) ** (-float(self.exponent))
+        if self.multiplier is not None:
+            if dgp is None:
+                raise ValueError(f"lam rule with multiplier {self.multiplier!r} needs the DGP")
+            D, phi = _population_D(repr(dgp), dgp)
+            if self.multiplier == "D":
+                lam *= D
+            elif self.multiplier == "D*phi":
+                lam *= D * phi
+            else:
+                raise ValueError(f"unknown lam multiplier {self.multiplier!r}; "
+                                 "expected 'D' or 'D*phi'")
         if not (math.isfinite(lam) and lam >= 0):
             raise ValueError(f"lam rule gave lam = {lam!r} for condition {dict(condition)}")
         return lam
@@ -59,10 +74,26 @@ class LamRule:
     def describe(self) -> str:
         s = self.scale if isinstance(self.scale, str) else repr(self.scale)
         if self.exponent == 0:
-            return f"{s}"
-        if self.exponent == 0.5:
-            return f"{s}/sqrt(n)"
-        return f"{s}*n^(-{self.exponent:g})"
+            out = f"{s}"
+        elif self.exponent == 0.5:
+            out = f"{s}/sqrt(n)"
+        else:
+            out = f"{s}*n^(-{self.exponent:g})"
+        return out if self.multiplier is None else f"{out}*{self.multiplier}"
+
+
+_D_CACHE: dict[str, tuple[float, float]] = {}
+
+
+def _population_D(key: str, dgp: DGP) -> tuple[float, float]:
+    """``(D, phi)`` of a DGP from :func:`gfgsm.theory.quantities` with a fixed seed (cached),
+    so every worker computes the same level."""
+    if key not in _D_CACHE:
+        from ..theory import quantities
+
+        q = quantities(dgp, seed=0)
+        _D_CACHE[key] = (float(q.D), float(q.phi))
+    return _D_CACHE[key]
 
 
 @dataclass(frozen=True)
@@ -77,12 +108,23 @@ class MethodSpec:
     clean_weight: float = 0.0
     scheme: str | None = None
     params: tuple[tuple[str, Any], ...] = ()  # penalty/scheme parameters, e.g. (("r", 0.5),)
+    #: Tuning: with ``select="bic"`` every replication is fitted at ``lam * g`` for each ``g``
+    #: of ``grid`` and keeps the fit with the smallest BIC (the same rule for every method:
+    #: ``n log(RSS/n) + log(n) df`` for gaussian, ``deviance + log(n) df`` otherwise, ``df`` the
+    #: number of nonzero coefficients including the intercept).
+    select: str | None = None
+    grid: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.method not in ("gfgsm", "pl"):
             raise ValueError(f"method {self.name!r}: unknown method {self.method!r}")
         if not self.name:
             raise ValueError("a method needs a name")
+        if self.select not in (None, "bic"):
+            raise ValueError(f"method {self.name!r}: unknown select {self.select!r}")
+        if self.select is not None and (not self.grid or min(self.grid) < 0):
+            raise ValueError(f"method {self.name!r}: select needs a grid of lam multipliers "
+                             ">= 0")
 
     def fit_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"method": self.method, "penalty": self.penalty}
@@ -99,6 +141,8 @@ class MethodSpec:
             "lam": {"exponent": self.lam.exponent, "scale": self.lam.scale},
             "adversary": self.adversary, "clean_weight": self.clean_weight,
             "scheme": self.scheme, "params": [list(kv) for kv in self.params],
+            "lam_multiplier": self.lam.multiplier, "select": self.select,
+            "grid": list(self.grid),
         }
 
 

@@ -1,0 +1,175 @@
+"""The report: one section per claim of THEORY.md s.8, built from results stores.
+
+A section is produced by a function registered under the entry-point group
+``gfgsm.report_sections`` (each study module of ``simulations/`` registers one):
+
+    section(preset: str, results: Path, figures: Path) -> Section
+
+It runs (or resumes) its study with :func:`gfgsm.mc.run` into ``results``, reads the store,
+draws its figures into ``figures`` and returns a :class:`Section` whose every number comes from
+the store (never typed).  :func:`build_report` calls the sections in their ``order`` and writes
+``README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "Section",
+    "build_report",
+    "markdown_table",
+    "provenance",
+    "save_figure",
+    "sections",
+    "style",
+]
+
+GROUP = "gfgsm.report_sections"
+
+
+@dataclass
+class Section:
+    """One claim of the report.
+
+    ``verdict`` is one sentence saying whether the simulation agrees with the theory, built
+    from the numbers; ``agrees`` is ``True``/``False`` (``None`` where the section states facts
+    rather than testing a claim, e.g. real data).
+    """
+
+    key: str
+    title: str
+    claim: str
+    verdict: str
+    agrees: bool | None
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (path, caption)
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (caption, markdown)
+    provenance: str = ""
+    notes: str = ""
+
+
+def style() -> Any:
+    """seaborn settings for figures that survive grayscale printing: white grid, dark
+    sequential gray palette, and every line also told apart by marker and dash."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", palette="dark:#222222",
+                  rc={"figure.dpi": 110, "savefig.dpi": 110, "axes.titlesize": 10,
+                      "axes.labelsize": 9, "legend.fontsize": 8})
+    return sns
+
+
+#: Markers and dashes to pass to seaborn (``markers=MARKERS, dashes=DASHES``).
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+DASHES = [(1, 0), (4, 2), (1, 1), (6, 2, 1, 2), (3, 1, 1, 1), (2, 2), (5, 1), (1, 2)]
+
+
+def save_figure(fig: Any, figures: Path, name: str) -> Path:
+    """Save ``fig`` as ``figures/name.png`` (deterministic metadata) and close it."""
+    import matplotlib.pyplot as plt
+
+    figures.mkdir(parents=True, exist_ok=True)
+    path = figures / f"{name}.png"
+    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub pipe table of ``df`` (strings as they are, floats with ``floatfmt``)."""
+    cols = [str(c) for c in df.columns]
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def provenance(store: Path) -> str:
+    """Conditions and seeds of a results store, read from its manifest."""
+    m = json.loads((Path(store) / "manifest.json").read_text())
+    st = m["study"]
+    conds = [c["condition"] for c in st["conditions"]]
+    factors = st.get("factors", [])
+    grid = {f: sorted({c[f] for c in conds}, key=str) for f in factors}
+    grid_txt = "; ".join(f"{k} in {v}" for k, v in grid.items())
+    methods = ", ".join(x["name"] for x in st["methods"])
+    return (f"Study `{st['name']}` (preset `{st['preset']}`, {st['reps']} replications per "
+            f"condition, {len(conds)} conditions: {grid_txt}); methods: {methods}; study seed "
+            f"{st['seed']}, replication r of condition c seeded by SeedSequence({st['seed']}, "
+            f"spawn_key=(c, r)); definition hash `{m['study_hash'][:16]}`; store `{store}`.")
+
+
+def sections() -> list[tuple[str, Callable[..., Section]]]:
+    """Registered section functions, in their ``order`` (then name)."""
+    found = [(ep.name, ep.load()) for ep in entry_points(group=GROUP)]
+    return sorted(found, key=lambda kv: (getattr(kv[1], "order", 100), kv[0]))
+
+
+def build_report(preset: str = "quick", results: str | Path | None = None,
+                 out: str | Path = "reports", only: Iterable[str] | None = None) -> Path:
+    """Run every section (its study first) and write ``out/README.md`` with its figures."""
+    out = Path(out)
+    results = Path(results) if results is not None else Path("results")
+    figures = out / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = set(only) if only is not None else None
+    done: list[tuple[Section, float]] = []
+    for name, fn in sections():
+        if wanted is not None and name not in wanted:
+            continue
+        t0 = time.perf_counter()
+        sec = fn(preset, results, figures)
+        done.append((sec, time.perf_counter() - t0))
+    text = _render(done, preset, out)
+    (out / "README.md").write_text(text)
+    return out / "README.md"
+
+
+def _render(done: list[tuple[Section, float]], preset: str, out: Path) -> str:
+    from .. import __version__
+
+    lines = [
+        f"# gfgsm report ({preset} preset)",
+        "",
+        f"Generated by `gfgsm report --preset {preset}` (gfgsm {__version__}). Every number "
+        "below is read from the results stores named in each section; estimates are followed "
+        "by their Monte Carlo standard error in parentheses. Claims are those of THEORY.md "
+        "section 8.",
+        "",
+        "| claim | agrees with the theory? | seconds |",
+        "|---|---|---:|",
+    ]
+    for sec, secs in done:
+        mark = {True: "yes", False: "**no**", None: "n/a"}[sec.agrees]
+        lines.append(f"| [{sec.title}](#{sec.key}) | {mark} | {secs:.0f} |")
+    for sec, _ in done:
+        lines += ["", f"<a id=\"{sec.key}\"></a>", f"## {sec.title}", "", f"**Claim.** {sec.claim}",
+                  "", f"**Result.** {sec.verdict}", ""]
+        for path, caption in sec.figures:
+            rel = Path(path).relative_to(out) if Path(path).is_absolute() or str(path).startswith(
+                str(out)) else Path(path)
+            lines += [f"![{caption}]({rel.as_posix()})", "", f"*{caption}*", ""]
+        for caption, table in sec.tables:
+            lines += [f"{caption}", "", table, ""]
+        if sec.notes:
+            lines += [sec.notes, ""]
+        if sec.provenance:
+            lines += [f"<sub>{sec.provenance}</sub>", ""]
+    return "\n".join(lines) + "\n"
