@@ -51,7 +51,9 @@ def _auto_chunk(study: Study, preset: str, memory_budget: float) -> int:
     conds = study.conditions(preset)
     reps = study.preset(preset).reps
     worst = max(int(c["n"]) * (study.make_dgp(c).design.p + 2) for c in conds)
-    return max(1, min(reps, int(memory_budget // (worst * _BYTES_PER_CELL))))
+    # A BIC-tuned method fits every replication once per grid point in one call.
+    fits = max(max(len(m.grid), 1) for m in study.methods)
+    return max(1, min(reps, int(memory_budget // (worst * fits * _BYTES_PER_CELL))))
 
 
 def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: int,
