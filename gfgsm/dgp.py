@@ -119,7 +119,14 @@ class _CallableNoise(NoiseLaw):
 
     def __init__(self, func: Callable[[tuple[int, ...], np.random.Generator], Any]) -> None:
         self.func = func
-        self.name = getattr(func, "__name__", type(func).__name__)
+        # A callable object with its own __repr__ (parameters included) is named by it, so two
+        # error laws of one class with different parameters never share a DGP repr (the repr
+        # enters study hashes and caches); a plain function is named by its qualified name.
+        if type(func).__repr__ is not object.__repr__ and not hasattr(func, "__code__"):
+            self.name = repr(func)
+        else:
+            self.name = getattr(func, "__qualname__", getattr(func, "__name__",
+                                                              type(func).__name__))
         # Probe once so a wrong signature or shape fails here, at construction.
         self.draw((3, 2), np.random.default_rng(0))
 

@@ -40,12 +40,26 @@ def run_tasks(
             yield task, fn(*task)
         return
     if executor == "processes":
-        with cf.ProcessPoolExecutor(max_workers=workers or 2) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers or 2,
+                                    initializer=_one_blas_thread) as pool:
             futures = {pool.submit(fn, *task): task for task in tasks}
             for fut in cf.as_completed(futures):
                 yield futures[fut], fut.result()
         return
     yield from _dask(fn, tasks, workers, scheduler)
+
+
+#: Each worker process computes with one BLAS thread: the workers already use every core, and
+#: BLAS threads on top of them would oversubscribe it (results do not depend on this).
+_ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _one_blas_thread() -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        return
+    threadpool_limits(1)
 
 
 def _dask(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], workers: int | None,
@@ -61,7 +75,7 @@ def _dask(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], workers: int
             # One single-threaded worker process per core: the numerics are vectorised, so
             # threads inside a worker would only contend for the GIL.
             cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=None, env=_ONE_THREAD_ENV)
             client = Client(cluster)
         else:
             try:
