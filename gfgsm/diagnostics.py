@@ -183,13 +183,21 @@ def sign_neutrality(
 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
-    Xb, yb = X[idx], y[idx]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bfit = fit_batch(Xb, yb, family=fam, method="pl", lam=fit_lam, warn=False)
-    ok = bfit.status == "converged"
-    thb = np.c_[to_numpy(bfit.intercept), to_numpy(bfit.coef)][ok]
-    Vb, _, _ = _v_hat(fam, Xb[ok], yb[ok], thb, phi_of(Xb[ok], yb[ok], thb))
+    # Resampled designs are built and refitted in chunks of at most ~64 MB, so memory does not
+    # grow with n_boot (the refits are batched within a chunk).
+    chunk = max(1, min(n_boot, int(64e6 // (8 * n * (p + 2)))))
+    Vs, oks = [], []
+    for start in range(0, n_boot, chunk):
+        Xb, yb = X[idx[start:start + chunk]], y[idx[start:start + chunk]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bfit = fit_batch(Xb, yb, family=fam, method="pl", lam=fit_lam, warn=False)
+        okc = bfit.status == "converged"
+        thb = np.c_[to_numpy(bfit.intercept), to_numpy(bfit.coef)][okc]
+        Vs.append(_v_hat(fam, Xb[okc], yb[okc], thb, phi_of(Xb[okc], yb[okc], thb))[0])
+        oks.append(okc)
+    ok = np.concatenate(oks)
+    Vb = np.concatenate(Vs)
     n_failed = int((~ok).sum())
     if ok.sum() < 20:
         raise ValueError(f"only {int(ok.sum())} of {n_boot} bootstrap refits converged")
