@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,9 @@ import gfgsm
 from gfgsm.mc import LamRule, MethodSpec, Preset, Study, run
 from gfgsm.mc.runner import compute_chunk
 from gfgsm.mc.seeds import replication_seed
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_fit_batch import lbfgs_gfgsm
 
 BETA = [1.0, -0.8, 0.6, -0.4, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0]
 
@@ -46,27 +50,6 @@ def make_study(reps: int) -> Study:
         methods=(MethodSpec("G-FGSM l1", "gfgsm", lam=LamRule()),),
         presets={"quick": Preset(reps=reps), "full": Preset(reps=reps)},
     )
-
-
-def lbfgs_gfgsm(Xr, yr, lam):
-    from scipy.optimize import minimize
-    from scipy.special import expit
-
-    n, p = Xr.shape
-    s = 2 * yr - 1
-
-    def f(z):
-        a, bp, bm = z[0], z[1 : p + 1], z[p + 1 :]
-        m = -s * (a + Xr @ (bp - bm)) + lam * (bp.sum() + bm.sum())
-        w = expit(m) / n
-        gb = -(Xr.T @ (w * s))
-        tot = w.sum() * lam
-        return np.logaddexp(0, m).mean(), np.r_[-(w * s).sum(), gb + tot, -gb + tot]
-
-    res = minimize(f, np.zeros(2 * p + 1), jac=True, method="L-BFGS-B",
-                   bounds=[(None, None)] + [(0, None)] * (2 * p),
-                   options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000})
-    return np.r_[res.x[0], res.x[1 : p + 1] - res.x[p + 1 :]]
 
 
 def loop_study(study: Study, reps: int) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from typing import Any
 
 from .._backend import get_namespace
 from ..objectives import Objective
-from .orthant_newton import Shift, _gram, _matvec, _rmatvec
+from .orthant_newton import Shift, _matvec, _rmatvec, orthant_hessian
 
 __all__ = ["crossover"]
 
@@ -90,24 +90,11 @@ def crossover(
         b = th[:, o:]
         eta = _matvec(xp, Xt, th)
         P = shift.value(b)
-        pe, pP, pee, peP, pPP, rho, re, rP = objective.tie_partials(y, eta, P, ties, nu_full)
+        *parts, rho, re, rP = objective.tie_partials(y, eta, P, ties, nu_full)
         v = xp.concat([xp.zeros((R, o), dtype=th.dtype), shift.orthant_grad(b, sigma)], axis=1)
-        kappa = xp.mean(pP, axis=-1)
-        g = _rmatvec(xp, Xt, pe) / n + kappa[:, None] * v
-        H = _gram(xp, Xt, pee / n)
-        z = _rmatvec(xp, Xt, peP / n)
-        H = (
-            H
-            + z[:, :, None] * v[:, None, :]
-            + v[:, :, None] * z[:, None, :]
-            + xp.mean(pPP, axis=-1)[:, None, None] * v[:, :, None] * v[:, None, :]
-        )
-        HP = shift.orthant_hess(b, sigma)
-        if HP is not None:
-            HP = kappa[:, None, None] * HP
-            top = xp.zeros((R, o, q), dtype=H.dtype)
-            left = xp.zeros((R, q - o, o), dtype=H.dtype)
-            H = H + xp.concat([top, xp.concat([left, HP], axis=2)], axis=1)
+        kappa = xp.mean(parts[1], axis=-1)
+        g = _rmatvec(xp, Xt, parts[0]) / n + kappa[:, None] * v
+        H = orthant_hessian(xp, Xt, tuple(parts), v, shift.orthant_hess(b, sigma), o)
         rk = xp.take_along_axis(rho, tidx, axis=1)
         rek = xp.take_along_axis(re, tidx, axis=1)
         rPk = xp.take_along_axis(rP, tidx, axis=1)

@@ -136,6 +136,34 @@ def _gram(xp: Any, Xt: Any, w: Any) -> Any:
     return xp.matmul(XtT * w[:, None, :], Xt)
 
 
+def orthant_hessian(xp: Any, Xt: Any, parts: tuple[Any, ...], v: Any, HP: Any | None,
+                    o: int) -> Any:
+    """Hessian of ``F`` on an orthant, (R, q, q).
+
+    ``H = Xt' diag(psi_ee / n) Xt + z v' + v z' + mean(psi_PP) v v' + kappa (0 + HP)``, with
+    ``z = Xt' psi_eP / n``, ``v = grad P`` on the orthant (zero on the ``o`` unpenalized
+    coordinates), ``kappa = mean(psi_P)`` and ``HP`` the penalty's own curvature (or ``None``).
+    ``parts`` are the five partials of ``psi`` from :meth:`Objective.partials`.
+    """
+    n = parts[0].shape[-1]
+    _, pP, pee, peP, pPP = parts
+    H = _gram(xp, Xt, pee / n)
+    z = _rmatvec(xp, Xt, peP / n)
+    H = (
+        H
+        + z[:, :, None] * v[:, None, :]
+        + v[:, :, None] * z[:, None, :]
+        + xp.mean(pPP, axis=-1)[:, None, None] * v[:, :, None] * v[:, None, :]
+    )
+    if HP is None:
+        return H
+    R, q = v.shape
+    HP = xp.mean(pP, axis=-1)[:, None, None] * HP
+    top = xp.zeros((R, o, q), dtype=H.dtype)
+    left = xp.zeros((R, q - o, o), dtype=H.dtype)
+    return H + xp.concat([top, xp.concat([left, HP], axis=2)], axis=1)
+
+
 def orthant_newton(
     Xt: Any,
     y: Any,
@@ -276,22 +304,7 @@ def orthant_newton(
         free = xp.concat([xp.ones((W, o), dtype=xp.bool), sigma != 0], axis=1)
         v = xp.concat([xp.zeros((W, o), dtype=theta.dtype), shiftw.orthant_grad(b, sigma)],
                       axis=1)
-        _, _, pee, peP, pPP = parts
-        H = _gram(xp, Xw, pee / n)
-        z = _rmatvec(xp, Xw, peP / n)
-        H = (
-            H
-            + z[:, :, None] * v[:, None, :]
-            + v[:, :, None] * z[:, None, :]
-            + xp.mean(pPP, axis=-1)[:, None, None] * v[:, :, None] * v[:, None, :]
-        )
-        HP = shiftw.orthant_hess(b, sigma)
-        if HP is not None:
-            kappa = xp.mean(parts[1], axis=-1)
-            HP = kappa[:, None, None] * HP
-            top = xp.zeros((W, o, q), dtype=H.dtype)
-            left_ = xp.zeros((W, q - o, o), dtype=H.dtype)
-            H = H + xp.concat([top, xp.concat([left_, HP], axis=2)], axis=1)
+        H = orthant_hessian(xp, Xw, parts, v, shiftw.orthant_hess(b, sigma), o)
         mask2 = free[:, :, None] & free[:, None, :]
         H = xp.where(mask2, H, eye)
         # A tiny Levenberg term keeps singular systems (p > n, separated data) solvable; it
