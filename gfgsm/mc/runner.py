@@ -50,6 +50,10 @@ def chunk_bounds(reps: int, chunk_size: int) -> list[tuple[int, int]]:
 def _auto_chunk(study: Study, preset: str, memory_budget: float) -> int:
     conds = study.conditions(preset)
     reps = study.preset(preset).reps
+    if study.chunk_size is not None:
+        return min(reps, study.chunk_size)
+    if study.compute is not None:
+        return reps
     worst = max(int(c["n"]) * (study.make_dgp(c).design.p + 2) for c in conds)
     # A BIC-tuned method fits every replication once per grid point in one call.
     fits = max(max(len(m.grid), 1) for m in study.methods)
@@ -66,6 +70,8 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
     """
     cond = study.conditions(preset)[condition]
     dgp = study.make_dgp(cond)
+    if study.compute is not None:
+        return _compute_hook(study, cond, condition, dgp, start, stop, backend)
     n = int(cond["n"])
     draws = [dgp.draw(n, np.random.default_rng(replication_seed(study.seed, condition, r)))
              for r in range(start, stop)]
@@ -108,6 +114,29 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
     df["method"] = df["method"].astype(str)
     df["param"] = df["param"].astype(str)
     df["status"] = df["status"].astype(str)
+    return df
+
+
+def _compute_hook(study: Study, cond: dict[str, Any], condition: int, dgp: Any, start: int,
+                  stop: int, backend: str | None) -> pd.DataFrame:
+    """The study's own chunk computation, with the condition's index and factors prepended."""
+    reps = np.arange(start, stop, dtype=np.int64)
+    seeds = [replication_seed(study.seed, condition, int(r)) for r in reps]
+    out = study.compute(study, cond, dgp, reps, seeds, backend)
+    if not isinstance(out, pd.DataFrame) or not {"method", "rep"} <= set(out.columns):
+        raise TypeError(f"study {study.name!r}: compute must return a DataFrame with columns "
+                        "'method' and 'rep'")
+    clash = ({"condition"} | set(cond)) & set(out.columns)
+    if clash:
+        raise ValueError(f"study {study.name!r}: compute returned columns {sorted(clash)} that "
+                         "the engine adds (the condition and its factors)")
+    out = out.reset_index(drop=True)
+    front = pd.DataFrame({"condition": np.full(len(out), condition, dtype=np.int64)})
+    for k, v in cond.items():
+        front[k] = pd.Series([_scalar(v)] * len(out), dtype=_dtype(_scalar(v)))
+    df = pd.concat([front, out], axis=1)
+    df["method"] = df["method"].astype(str)
+    df["rep"] = df["rep"].astype(np.int64)
     return df
 
 

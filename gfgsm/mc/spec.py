@@ -7,6 +7,12 @@ or PL with a penalty, scheme, adversary and ``lam`` rule) and its **P**erformanc
 (:mod:`gfgsm.mc.measures`).  Named presets (``quick``, ``full``) set the number of replications
 and may narrow or widen the grid.
 
+Studies whose replications are not GLM fits (the networks of :mod:`gfgsm.nn`) give a
+``compute`` hook: a function of (study, condition, data generator, replication seeds, backend)
+returning the tidy rows of a chunk; their methods are any objects with a ``name`` and a
+``to_json()`` (e.g. :class:`gfgsm.nn.study.NetworkMethod`).  Seeds, chunks, executors, the store
+and resumption are the engine's in both cases.
+
 A study's identity is the SHA-256 of its canonical JSON definition under a preset
 (:meth:`Study.definition`): the grid, every condition's DGP (its ``repr`` holds family, design,
 coefficients and error law), the methods, replications and seed.  Results stores refuse to mix
@@ -21,11 +27,31 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..dgp import DGP
 
-__all__ = ["LamRule", "MethodSpec", "Preset", "Study"]
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["ChunkCompute", "LamRule", "Method", "MethodSpec", "Preset", "Study"]
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What the engine needs of a method: a unique ``name`` and a JSON-able ``to_json()``."""
+
+    name: str
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+#: ``compute(study, condition, dgp, reps, seeds, backend) -> DataFrame``: the tidy rows of
+#: replications ``reps`` (global indices, seeds ``seeds[k]`` for ``reps[k]``) of one condition,
+#: with at least the columns ``method`` and ``rep``.  It must be a pure function of its
+#: arguments (each replication of its own seed only), so chunking does not change results.
+ChunkCompute = Callable[..., "pd.DataFrame"]
 
 
 @dataclass(frozen=True)
@@ -166,17 +192,33 @@ class Study:
     name: str
     aims: str
     factors: Mapping[str, Sequence[Any]]
-    make_dgp: Callable[[Mapping[str, Any]], DGP]
-    methods: tuple[MethodSpec, ...]
+    make_dgp: Callable[[Mapping[str, Any]], DGP | Any]
+    methods: tuple[MethodSpec | Method, ...]
     presets: Mapping[str, Preset]
     estimands: str = "theta0 = (intercept, beta) of each condition's DGP"
     measures: tuple[str, ...] = ("bias", "empse", "mse", "rmse")
     seed: int = 20181029
     version: int = 1
+    #: Chunk computation other than GLM fits (module docstring); ``None``: every method is a
+    #: :class:`MethodSpec` fitted by :func:`gfgsm.fit_batch`.
+    compute: ChunkCompute | None = None
+    #: Default replications per chunk when :func:`gfgsm.mc.run` is given none (``None``: sized
+    #: by its memory budget, GLM studies only).
+    chunk_size: int | None = None
 
     def __post_init__(self) -> None:
         if not self.methods:
             raise ValueError(f"study {self.name!r} has no methods")
+        for m in self.methods:
+            if not isinstance(m, Method):
+                raise TypeError(f"study {self.name!r}: method {m!r} has no name/to_json()")
+            if self.compute is None and not isinstance(m, MethodSpec):
+                raise TypeError(f"study {self.name!r}: method {m.name!r} is not a MethodSpec; "
+                                "give the study a compute hook to run it")
+        if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(
+                self.chunk_size, int) or self.chunk_size < 1):
+            raise ValueError(f"study {self.name!r}: chunk_size must be a positive integer, got "
+                             f"{self.chunk_size!r}")
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ValueError(f"study {self.name!r}: method names must be unique, got {names}")
@@ -213,6 +255,8 @@ class Study:
                            for c in conds],
             "methods": [m.to_json() for m in self.methods],
             "measures": list(self.measures),
+            **({"compute": f"{self.compute.__module__}.{self.compute.__qualname__}"}
+               if self.compute is not None else {}),
         }
 
     def hash(self, preset: str) -> str:
