@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ..dgp import DGP
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 __all__ = ["ChunkCompute", "LamRule", "Method", "MethodSpec", "Preset", "Study"]
