@@ -396,3 +396,28 @@ def test_overlapping_chunks_are_refused(tmp_path):
         (store.chunks_dir / p.name).write_bytes(p.read_bytes())
     with pytest.raises(ValueError, match=r"\[0, 4\) and \[3, 6\) overlap"):
         load(tmp_path / "out")
+
+
+def test_manifest_is_strict_json_with_infinite_parameters(tmp_path):
+    """Non-finite numbers of a definition (the sparsity study's oracle weights are +inf) are
+    written as strings: the manifest must parse with a parser that refuses NaN/Infinity."""
+    import math
+
+    from gfgsm.mc import MethodSpec, Preset, Study
+    from gfgsm.mc import run as run_study
+    from simulations.smoke import STUDY as smoke
+
+    oracle = MethodSpec("oracle", "pl", penalty="adaptive_l1",
+                        params=(("weights", (0.0, math.inf)),))
+    study = Study(name="strict", aims="", factors={"family": ["gaussian"], "n": [50],
+                                                    "lam0": [1.0]},
+                  make_dgp=smoke.make_dgp, methods=(oracle,),
+                  presets={"quick": Preset(reps=2), "full": Preset(reps=2)})
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"non-strict JSON constant {name}")
+
+    assert study.definition("quick")["methods"][0]["params"] == [["weights", [0.0, "inf"]]]
+    out = run_study(study, "quick", tmp_path / "s", progress=False)
+    manifest = json.loads((out / "manifest.json").read_text(), parse_constant=refuse)
+    assert manifest["study"]["methods"][0]["params"][0][1][1] == "inf"

@@ -241,7 +241,7 @@ class Study:
     def definition(self, preset: str) -> dict[str, Any]:
         """The canonical JSON-able definition under ``preset`` (what the hash covers)."""
         conds = self.conditions(preset)
-        return {
+        return _strict_json({
             "name": self.name,
             "version": self.version,
             "aims": self.aims,
@@ -256,11 +256,24 @@ class Study:
             "measures": list(self.measures),
             **({"compute": f"{self.compute.__module__}.{self.compute.__qualname__}"}
                if self.compute is not None else {}),
-        }
+        })
 
     def hash(self, preset: str) -> str:
         text = json.dumps(self.definition(preset), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float written as the string ``"inf"``, ``"-inf"`` or
+    ``"nan"`` (recursively): strict JSON has no Infinity/NaN literals, and manifests must be
+    readable by any JSON parser (e.g. the oracle weights ``+inf`` of the sparsity study)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 def _jsonable(c: Mapping[str, Any]) -> dict[str, Any]:

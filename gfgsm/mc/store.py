@@ -133,8 +133,9 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _json_bytes(obj: Any) -> bytes:
-    """Canonical JSON (sorted keys, fixed indentation), so that equal data gives equal files."""
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    """Canonical strict JSON (sorted keys, fixed indentation, no NaN/Infinity literals), so that
+    equal data gives equal files that any JSON parser reads."""
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
 
 
 def _read_json(path: Path) -> Any:
