@@ -177,3 +177,22 @@ def test_the_hash_sees_the_hook():
     other = dataclasses.replace(TOY, compute=_no_rep)
     assert other.hash("quick") != TOY.hash("quick")
     assert TOY.definition("quick")["compute"].endswith("toy_compute")
+
+
+def test_summarize_a_hook_study(tmp_path):
+    from gfgsm.mc.summary import means_frame, summarize
+
+    study = dataclasses.replace(TOY, measures=("train_loss",))
+    out = run(study, "quick", tmp_path / "s", progress=False)
+    df = load(out)
+    table = means_frame(df, ["train_loss"], ["n"])
+    # one row per condition x method (status is a per-replication outcome, not a key)
+    assert len(table) == 2 * len(METHODS) and (table["n_used"] == 5).all()
+    g = df.groupby(["condition", "method"])["train_loss"]
+    np.testing.assert_allclose(table["mean"], g.mean().to_numpy(), rtol=1e-14)
+    np.testing.assert_allclose(table["mcse"], (g.std(ddof=1) / np.sqrt(5)).to_numpy(),
+                               rtol=1e-14)
+    text = summarize(out)
+    assert "train_loss" in text and "sign" in text
+    with pytest.raises(ValueError, match="no measure columns"):
+        means_frame(df, ["accuracy"])

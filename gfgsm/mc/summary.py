@@ -11,12 +11,46 @@ import pandas as pd
 from .measures import convergence, format_estimate, performance
 from .store import load
 
-__all__ = ["summarize", "summary_frame"]
+__all__ = ["means_frame", "summarize", "summary_frame"]
 
 
 def _factors(path: Path) -> list[str]:
     manifest = json.loads((path / "manifest.json").read_text())
     return list(manifest["study"].get("factors", []))
+
+
+def _hook_measures(path: Path) -> list[str] | None:
+    """The measure columns of a study with its own chunk computation (``Study.compute``), or
+    ``None`` for a GLM study (whose rows are estimates of parameters)."""
+    study = json.loads((path / "manifest.json").read_text())["study"]
+    return list(study.get("measures", [])) if "compute" in study else None
+
+
+def means_frame(df: pd.DataFrame, measures: list[str],
+                factors: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """Mean of each measure column over replications, with its MCSE ``sd / sqrt(R)``.
+
+    Groups: ``condition``, its ``factors`` and ``method``, and every other column that indexes
+    rows *within* a replication (such as an attack and its budget); per-replication outcomes
+    that are not measures (a status) are left out.  Missing values are dropped and counted
+    (``n_used``)."""
+    missing = [m for m in measures if m not in df.columns]
+    if missing:
+        raise ValueError(f"the store has no measure columns {missing}; it has {list(df.columns)}")
+    base = ["condition", *factors, "method"]
+    fits = df.groupby(["condition", "method", "rep"], sort=False, dropna=False)
+    inner = [c for c in df.columns if c not in base and c not in measures and c != "rep"
+             and fits[c].nunique(dropna=False).max() > 1]
+    keys = base + inner
+    rows = []
+    for key, g in df.groupby(keys, sort=True, dropna=False):
+        for m in measures:
+            v = pd.to_numeric(g[m], errors="coerce").astype(float)
+            r = int(v.notna().sum())
+            rows.append({**dict(zip(keys, key, strict=True)), "measure": m, "n_used": r,
+                         "mean": v.mean(),
+                         "mcse": v.std(ddof=1) / r ** 0.5 if r > 1 else float("nan")})
+    return pd.DataFrame(rows)
 
 
 def summary_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -32,6 +66,18 @@ def summary_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
 def summarize(path: str | os.PathLike[str]) -> str:
     """A printable summary: convergence per condition x method, then the measures."""
     path = Path(path)
+    measures = _hook_measures(path)
+    if measures is not None:
+        df = load(path)
+        if df.empty:
+            raise ValueError(f"results store {str(path)!r} holds no finished chunks yet")
+        table = means_frame(df, measures, _factors(path))
+        table["mean (MCSE)"] = [format_estimate(v, s) for v, s in zip(table.pop("mean"),
+                                                                      table.pop("mcse"),
+                                                                      strict=True)]
+        return "\n".join([f"results store {path}", "",
+                          "mean over replications, estimate (Monte Carlo SE):",
+                          table.to_string(index=False)])
     perf = summary_frame(path)
     factors = _factors(path)
     df = load(path)
