@@ -21,7 +21,8 @@ def _factors(path: Path) -> list[str]:
 
 def _hook_measures(path: Path) -> list[str] | None:
     """The measure columns of a study with its own chunk computation (``Study.compute``), or
-    ``None`` for a GLM study (whose rows are estimates of parameters)."""
+    ``None`` for a GLM study.  A hook study whose rows are estimates of parameters (columns
+    ``param``, ``estimate``, ``true``) is summarised like a GLM study."""
     study = json.loads((path / "manifest.json").read_text())["study"]
     return list(study.get("measures", [])) if "compute" in study else None
 
@@ -67,10 +68,10 @@ def summarize(path: str | os.PathLike[str]) -> str:
     """A printable summary: convergence per condition x method, then the measures."""
     path = Path(path)
     measures = _hook_measures(path)
-    if measures is not None:
-        df = load(path)
-        if df.empty:
-            raise ValueError(f"results store {str(path)!r} holds no finished chunks yet")
+    df = load(path)
+    if df.empty:
+        raise ValueError(f"results store {str(path)!r} holds no finished chunks yet")
+    if measures is not None and not {"param", "estimate", "true"} <= set(df.columns):
         table = means_frame(df, measures, _factors(path))
         table["mean (MCSE)"] = [format_estimate(v, s) for v, s in zip(table.pop("mean"),
                                                                       table.pop("mcse"),
@@ -80,7 +81,6 @@ def summarize(path: str | os.PathLike[str]) -> str:
                           table.to_string(index=False)])
     perf = summary_frame(path)
     factors = _factors(path)
-    df = load(path)
     conv = convergence(df, by=("condition", *factors, "method"))
     lines = [f"results store {path}", "", "convergence (fits not converged are excluded below):"]
     lines.append(conv.to_string(index=False))

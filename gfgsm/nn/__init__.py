@@ -6,6 +6,8 @@
   recomputed at every step and held fixed within it; schemes, noise and weight-decay baselines,
   FGSM with random start and its catastrophic-overfitting monitor);
 * :mod:`gfgsm.nn.estimators`: :class:`GFGSMNetwork`, the scikit-learn estimator;
+* :mod:`gfgsm.nn.teacher`: :class:`TeacherNetwork`, data from a known network through a family;
+* :mod:`gfgsm.nn.study`: :class:`NetworkMethod`, a training method of a Monte Carlo study;
 * :mod:`gfgsm.nn.attacks`: FGSM, iterative FGSM, PGD with restarts and PQGD on any target with
   per-sample input gradients (networks through :class:`NetworkTarget`).
 """
@@ -23,6 +25,8 @@ from gfgsm.nn.networks import (
     get_activation,
     get_output,
 )
+from gfgsm.nn.study import NetworkMethod
+from gfgsm.nn.teacher import TeacherNetwork
 from gfgsm.nn.training import (
     CatastrophicOverfittingWarning,
     NetworkFit,
@@ -37,10 +41,12 @@ __all__ = [
     "FamilyOutput",
     "GFGSMNetwork",
     "NetworkFit",
+    "NetworkMethod",
     "NetworkTarget",
     "Output",
     "Params",
     "SoftmaxOutput",
+    "TeacherNetwork",
     "attacks",
     "detect_catastrophic_overfitting",
     "get_activation",
