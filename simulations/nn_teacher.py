@@ -202,9 +202,6 @@ METHODS: tuple[NetworkMethod, ...] = (
 )
 SIGN = "G-FGSM sign"
 
-MEASURED_COST = ("quick preset 127-157 s wall for the study + 5-9 s for the section on the "
-                 "shared 2-core machine (load about 3.5; may be inflated 1.5-2x)")
-
 
 def make_dgp(c: Mapping[str, Any]) -> TeacherNetwork:
     name = c["teacher"]
@@ -288,7 +285,7 @@ STUDY = Study(
     presets={
         "quick": Preset(reps=20, description="about 2 minutes on 2 cores"),
         "full": Preset(reps=200, factors={"n": [250, 1000, 4000, 16000]},
-                       description="see MEASURED_COST"),
+                       description="about 1.5 hours on 2 cores (extrapolated)"),
     },
     estimands="the teacher's mean function mu(x) (excess risk), its test-sample mean "
               "(calibration), and theta0 = (intercept, coef) of GLM teachers",
@@ -640,8 +637,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         f"**Conventions.** clean_weight = {CLEAN_WEIGHT:g} (THEORY.md s.3's Q_n); budgets and "
         "weight decay lam0/sqrt(n), lam0 = 1; GLM students L-BFGS (full batch), MLP students "
         "hidden (8,) tanh trained with Adam (lr 0.01, up to 300 epochs, plateau tol 1e-4). "
-        "Test sample: 10000 N(0, I) inputs and their negatives, fixed seed. "
-        f"Cost: {MEASURED_COST}."
+        "Test sample: 10000 N(0, I) inputs and their negatives, fixed seed."
     )
     return gfgsm.report.Section(
         key="nn_teacher",

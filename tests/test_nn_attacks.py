@@ -572,3 +572,40 @@ def test_attacks_run_on_array_api_strict_and_equal_numpy(xp, norm):
             ref = attack.generate(X, y)
             np.testing.assert_allclose(to_numpy(out), ref, rtol=0, atol=1e-12)
 
+
+
+@pytest.mark.parametrize(("attack", "norm"), [("pgd", np.inf), ("pgd", 2), ("pgd", 1),
+                                              ("pqgd", np.inf)])
+def test_per_network_seeds_make_each_network_attacked_as_if_alone(norm, attack):
+    """With one seed per network, network r's random starts (and so its whole attack, two
+    restarts here) are those it gets when attacked by itself with seed r: a batch of
+    replications does not couple them (THEORY.md s.6)."""
+    X, y = _glm_data("binomial", R=3)
+    coef = np.stack([BETA, -BETA, 2 * BETA])
+    a = np.array([0.1, -0.2, 0.0])
+    seeds = [np.random.SeedSequence(5, spawn_key=(r,)) for r in range(3)]
+
+    def make(target, seed):
+        if attack == "pgd":
+            return ProjectedGradientDescent(target, 0.3, 0.05, max_iter=4, num_random_init=2,
+                                            norm=norm, seed=seed)
+        return ProjectedQuantizedGradientDescent(target, 0.3, 0.05, max_iter=4, b=10,
+                                                 num_random_init=2, seed=seed)
+
+    batch = make(GLMTarget("binomial", coef, a), seeds).generate(X, y)
+    for r in range(3):
+        alone = make(GLMTarget("binomial", coef[r : r + 1], a[r : r + 1]), seeds[r])
+        np.testing.assert_array_equal(batch[r], alone.generate(X[r : r + 1], y[r : r + 1])[0])
+    # a single generator for the batch draws different starts (the coupling the list avoids)
+    coupled = make(GLMTarget("binomial", coef, a), seeds[0]).generate(X, y)
+    assert not np.array_equal(coupled[1], batch[1])
+
+
+def test_per_network_seeds_must_match_the_batch():
+    X, y = _glm_data("binomial", R=3)
+    t = GLMTarget("binomial", np.stack([BETA] * 3), np.zeros(3))
+    atk = ProjectedGradientDescent(t, 0.3, 0.05, max_iter=2, num_random_init=1, seed=[1, 2])
+    with pytest.raises(ValueError, match="2 per-network seeds need inputs of shape"):
+        atk.generate(X, y)
+    with pytest.raises(ValueError, match="must not be empty"):
+        ProjectedGradientDescent(t, 0.3, 0.05, seed=[])

@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 Array = Any
+#: A seed of the random starts.
+Seed = int | np.random.SeedSequence | np.random.Generator
 #: ``callback(restart, step, x_adv)``: called with every iterate (``step = 0`` is the start).
 Callback = Callable[[int, int, Array], None]
 
@@ -401,8 +403,11 @@ class ProjectedGradientDescent(_Attack):
         ``k`` restarts, each from a point drawn uniformly in the ``eps`` ball (then clipped to
         the box), and keeps per sample the restart with the worst final loss (largest true-label
         loss; smallest target-label loss when ``targeted``).
-    seed : ``None``, an int or a NumPy ``Generator`` for the random starts (a generator made
-        once at construction: repeated ``generate`` calls draw new starts).
+    seed : ``None``, an int, a ``SeedSequence`` or a NumPy ``Generator`` for the random starts
+        (a generator made once at construction: repeated ``generate`` calls draw new starts);
+        or a list of them, one per network of a batch: inputs ``(R, ..., d)`` then take the
+        start of network ``r`` from generator ``r`` alone, the start it would get if attacked
+        by itself on ``(1, ..., d)`` inputs (replication independence, THEORY.md s.6).
     """
 
     def __init__(
@@ -417,13 +422,29 @@ class ProjectedGradientDescent(_Attack):
         clip_min: float | None = None,
         clip_max: float | None = None,
         scheme: str | Scheme | None = None,
-        seed: int | np.random.Generator | None = None,
+        seed: Seed | list[Seed] | None = None,
     ) -> None:
         super().__init__(target, eps, norm, targeted, clip_min, clip_max, scheme)
         self.eps_step = _check_eps("eps_step", eps_step, positive=True)
         self.max_iter = _check_count("max_iter", max_iter, 1)
         self.num_random_init = _check_count("num_random_init", num_random_init, 0)
-        self.rng = np.random.default_rng(seed)
+        if isinstance(seed, list | tuple):
+            if not seed:
+                raise ValueError("seed: a list of per-network seeds must not be empty")
+            self.rng: np.random.Generator | list[np.random.Generator] = [
+                np.random.default_rng(s) for s in seed]
+        else:
+            self.rng = np.random.default_rng(seed)
+
+    def _start(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A random start of ``shape``: one draw, or one per network with per-network seeds."""
+        if isinstance(self.rng, np.random.Generator):
+            return random_perturbation(shape, self.eps, self.norm, self.rng)
+        if len(shape) < 2 or shape[0] != len(self.rng):
+            raise ValueError(f"{len(self.rng)} per-network seeds need inputs of shape "
+                             f"({len(self.rng)}, ..., d), got {shape}")
+        return np.stack([random_perturbation(shape[1:], self.eps, self.norm, g)
+                         for g in self.rng])
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -437,7 +458,7 @@ class ProjectedGradientDescent(_Attack):
     def _run(self, x: Array, y: Any, xp: Any, restart: int, callback: Callback | None) -> Array:
         """One run of ``max_iter`` projected steps from ``x`` or from a random start."""
         if self.num_random_init > 0:
-            delta = random_perturbation(tuple(x.shape), self.eps, self.norm, self.rng)
+            delta = self._start(tuple(x.shape))
             x_adv = self._project(x + asarray(delta, xp, dtype=x.dtype), x, xp)
         else:
             # A copy, so that a target that writes into its input cannot reach the caller's x.
@@ -530,7 +551,7 @@ class ProjectedQuantizedGradientDescent(ProjectedGradientDescent):
         targeted: bool = False,
         clip_min: float | None = None,
         clip_max: float | None = None,
-        seed: int | np.random.Generator | None = None,
+        seed: Seed | list[Seed] | None = None,
     ) -> None:
         super().__init__(
             target, eps, eps_step, max_iter, num_random_init, np.inf, targeted, clip_min,
