@@ -391,11 +391,13 @@ def _t_interval(x: np.ndarray) -> tuple[float, float, float, int]:
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy and 95% t-interval over restarts per method, experiment, attack, b, eps
-    and step count."""
+    and step count; the interval is truncated to [0, 1], the range of an accuracy (near 0 or
+    1 the symmetric t-interval would cross it)."""
     keys = ["method", "experiment", "attack", "b", "eps", "steps"]
     out = []
     for key, g in df.groupby(keys, sort=True, observed=True):
         mean, lo, hi, n = _t_interval(g["accuracy"].to_numpy())
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
         out.append({**dict(zip(keys, key, strict=True)), "accuracy": mean, "lo": lo, "hi": hi,
                     "restarts": n})
     return pd.DataFrame(out)
