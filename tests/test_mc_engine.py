@@ -18,6 +18,7 @@ from gfgsm.mc import load, run
 from gfgsm.mc.registry import get_study, list_studies
 from gfgsm.mc.runner import chunk_bounds, compute_chunk
 from gfgsm.mc.seeds import condition_seed
+from gfgsm.mc.store import ChunkIntegrityWarning
 
 SMOKE = "smoke"
 
@@ -96,7 +97,9 @@ def test_truncated_chunk_is_recomputed(tmp_path, reference):
     with pytest.warns(UserWarning):
         partial = load(out)  # the truncated chunk is reported and not read
     assert len(partial) < len(reference)
-    run(SMOKE, "quick", out, chunk_size=7, progress=False)
+    # the resumed run reports the invalid chunk too, then recomputes it
+    with pytest.warns(ChunkIntegrityWarning, match="truncated or corrupted"):
+        run(SMOKE, "quick", out, chunk_size=7, progress=False)
     assert victim.read_bytes() == good
     pd.testing.assert_frame_equal(load(out), reference, check_exact=True)
 
