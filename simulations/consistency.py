@@ -263,8 +263,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     """Run/resume the study and build its report section (``study`` replaces :data:`STUDY`
     in tests; any subset of its families, sizes and methods is analysed the same way)."""
     study = STUDY if study is None else study
-    store = gfgsm.mc.run(study, preset, Path(results) / f"{study.name}-{preset}",
-                         executor=executor, workers=2, progress=False)
+    store = gfgsm.report.run_study(study, preset, results, executor)
     df = gfgsm.mc.load(store)
 
     whole = whole_vector_performance(df)

@@ -392,8 +392,7 @@ def _table(a: Analysis) -> pd.DataFrame:
 def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             executor: str = "processes") -> gfgsm.report.Section:
     """Run (or resume) the study and build the report section (THEORY.md s.8, claim 2)."""
-    store = gfgsm.mc.run(study, preset, Path(results) / f"{study.name}-{preset}",
-                         executor=executor, workers=2, progress=False)
+    store = gfgsm.report.run_study(study, preset, results, executor)
     a = analyse(store, study)
     n1, n2 = a.sizes
     figs = [

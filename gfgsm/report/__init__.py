@@ -28,6 +28,7 @@ __all__ = [
     "build_report",
     "markdown_table",
     "provenance",
+    "run_study",
     "save_figure",
     "sections",
     "style",
@@ -114,6 +115,16 @@ def provenance(store: Path) -> str:
             f"condition, {len(conds)} conditions: {grid_txt}); methods: {methods}; study seed "
             f"{st['seed']}, replication r of condition c seeded by SeedSequence({st['seed']}, "
             f"spawn_key=(c, r)); definition hash `{m['study_hash'][:16]}`; store `{store}`.")
+
+
+def run_study(study: Any, preset: str, results: str | Path, executor: str = "processes",
+              workers: int = 2) -> Path:
+    """Run (or resume) a section's study into ``results/<name>-<preset>`` without a progress
+    bar (:func:`gfgsm.mc.run`) and return the store's path."""
+    from ..mc import run
+
+    return run(study, preset, Path(results) / f"{study.name}-{preset}", executor=executor,
+               workers=workers, progress=False)
 
 
 def sections() -> list[tuple[str, Callable[..., Section]]]:
