@@ -44,12 +44,13 @@ Methods (:class:`gfgsm.nn.study.NetworkMethod`)
     scale).  Every GLM coefficient of the teachers is clearly nonzero; ``none`` and l2 decay
     converged in every fit of the check (5-15 iterations), but where the perturbation's sign
     pattern jumps (``sign(y - mu)`` flips for gaussian/poisson residuals near 0, the
-    quantized scheme's rounding, l1 decay's kink) some fits 2-cycle near the solution and stop at
-    the iteration limit (a first run with 500 iterations, same seeds, gave the same mean
-    excess risks to 3 significant digits, at up to 5x the cost).  Statuses are stored and
-    tabulated.  MLP students: ``hidden=(8,)`` tanh, Adam with learning rate
-    0.01, mini-batches of ``min(200, n)``, at most 300 epochs, scikit-learn's plateau rule with
-    ``tol = 1e-4`` (10 epochs).  Chosen by a convergence check (binomial MLP teacher, R = 20):
+    quantized scheme's rounding, l1 decay's kink) some fits 2-cycle near the solution: the
+    trainer detects the cycle and stops them with status ``"cycling"`` (others stop at the
+    iteration limit; a first run with 500 iterations, same seeds, gave the same mean excess
+    risks to 3 significant digits, at up to 5x the cost).  Statuses are stored and tabulated.
+    MLP students: ``hidden=(8,)`` tanh, Adam with learning rate 0.01, mini-batches of
+    ``min(200, n)``, at most 300 epochs, scikit-learn's plateau rule with ``tol = 1e-4``
+    (10 epochs).  Chosen by a convergence check (binomial MLP teacher, R = 20):
     at n = 4000 every network of ``none`` and ``sign`` stops on the plateau rule after about 80
     epochs; at n = 1000 16/20 do, the rest reach 300 epochs; at n = 250 (2 steps per epoch) most
     reach 300 epochs.  A smaller rate (1e-3) left every network at n = 1000 short of the

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from gfgsm import GFGSM
+from gfgsm import GFGSM, fit_batch
 from gfgsm._backend import to_numpy
 from gfgsm.nn import (
     CatastrophicOverfittingWarning,
@@ -111,6 +111,39 @@ def test_glm_minimiser_with_a_zero_is_not_a_fixed_point_of_the_trainer():
     assert fit.status[0] != "converged"
     W, _ = _coef(fit)
     assert np.max(np.abs(W[zero])) > 1e-3  # the cycle stays away from 0
+
+
+def test_lbfgs_two_cycles_are_detected_and_reported():
+    """Gaussian G-FGSM has kinks where a residual is 0 (``sign(y - mu)`` flips): the trainer,
+    holding the perturbation fixed within a step, can alternate between two weight vectors
+    forever.  Such networks stop early with status ``"cycling"`` (not converged, warned), their
+    objective repeating with period 2; the others converge to the GLM fit.  Random
+    perturbations (uniform noise) never repeat, so they are never flagged."""
+    rng = np.random.default_rng(11)
+    R, n = 12, 250
+    X = rng.standard_normal((R, n, 3))
+    y = 0.3 + X @ np.array([1.0, -0.5, 0.8]) + rng.standard_normal((R, n))
+    lam = 1 / np.sqrt(n)
+    with pytest.warns(ConvergenceWarning, match="cycling"):
+        fit = train_networks(X, y, hidden=(), family="gaussian", lam=lam, clean_weight=0.0,
+                             solver="lbfgs", max_iter=200, tol=1e-6, random_state=3)
+    cyc = fit.status == "cycling"
+    assert cyc.any() and (fit.status[~cyc] == "converged").all()
+    assert not fit.converged[cyc].any() and (fit.n_iter[cyc] < 200).all()
+    for r in np.flatnonzero(cyc):
+        f = fit.loss_curve[: fit.n_iter[r], r]
+        np.testing.assert_allclose(f[-1], f[-3], rtol=1e-12)
+        assert f[-1] != f[-2]
+    # the converged ones are the GLM fit (exact KKT): a gradient below 1e-6 with a Hessian near
+    # the identity (x ~ N(0, I), gaussian) puts the weights within about 1e-6 of it
+    glm = fit_batch(X, y, family="gaussian", method="gfgsm", lam=lam)
+    W = fit.params.weights[0][..., 0]
+    ok = ~cyc
+    np.testing.assert_allclose(W[ok], np.asarray(glm.coef)[ok], atol=1e-5)
+    noisy = train_networks(X, y, hidden=(), family="gaussian", lam=lam, clean_weight=0.0,
+                           perturbation="uniform", solver="lbfgs", max_iter=30, tol=1e-6,
+                           random_state=3, warn=False)
+    assert not (noisy.status == "cycling").any()
 
 
 def test_perturbation_is_held_fixed_within_a_step():

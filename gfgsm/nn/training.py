@@ -109,8 +109,11 @@ class NetworkFit:
         (regression) on the monitoring subset, or ``None``; ``monitor_metric`` says which.
     n_iter : (R,) epochs or iterations run.  converged : (R,) bool.
     status : (R,) ``"converged"`` (training loss plateau, or L-BFGS gradient below ``tol``),
-        ``"early_stopped"``, ``"max_iter"``, ``"stalled"`` (L-BFGS line search failed) or
-        ``"diverged"`` (non-finite objective).
+        ``"early_stopped"``, ``"max_iter"``, ``"stalled"`` (L-BFGS line search failed),
+        ``"cycling"`` (L-BFGS alternating between two points: the perturbation held fixed in
+        a step flips back and forth, e.g. ``sign(y - mu)`` or a quantizer at a kink of the
+        G-FGSM objective; the network stops at one of the two) or ``"diverged"``
+        (non-finite objective).
     best_epoch : (R,) epoch index of the best validation loss (``-1`` without early stopping).
     best_validation_loss : (R,) or ``None``.
     catastrophic_overfitting : (R,) bool.  catastrophic_overfitting_epoch : (R,) int, ``-1``
@@ -917,6 +920,12 @@ def _run_adam(
     return rec
 
 
+#: A 2-cycle of L-BFGS is declared after this many consecutive iterations whose objective equals
+#: the one two iterations before to ``_CYCLE_RTOL (1 + |f|)`` and differs from the previous one.
+_CYCLE_RUN = 6
+_CYCLE_RTOL = 1e-12
+
+
 def _run_lbfgs(
     *, tr: _Trainer, xp: Any, params: Params, Xd: Array, yd: Array, train_idx: np.ndarray,
     noise_rngs: list, max_iter: int, tol: float, mon: tuple | None, memory: int, full: bool,
@@ -954,8 +963,14 @@ def _run_lbfgs(
     n_iter = np.zeros(R, dtype=np.int64)
     curves: dict[str, list] = {"loss": [], "robust": [], "clean": []}
     c1, max_ls = 1e-4, 60
+    # 2-cycle detection (deterministic perturbations only: random ones never repeat): the
+    # objective alternates between two values, equal to rounding every other iteration and
+    # different in between, for _CYCLE_RUN iterations in a row.
+    detect = tr.uses_perturbation and tr.perturbation == "adversarial"
+    run = np.zeros(R, dtype=np.int64)
+    cycling = np.zeros(R, dtype=bool)
     for _ in range(max_iter):
-        active = ~converged & ~stalled
+        active = ~converged & ~stalled & ~cycling
         if not active.any():
             break
         act = xp.asarray(active)
@@ -1012,6 +1027,15 @@ def _run_lbfgs(
         div = active & ~np.isfinite(loss)
         stalled |= div
         status[div] = "diverged"
+        if detect and len(curves["loss"]) >= 3:
+            prev, prev2 = curves["loss"][-2], curves["loss"][-3]
+            with np.errstate(invalid="ignore"):
+                scale = _CYCLE_RTOL * (1.0 + np.abs(loss))
+                periodic = (np.abs(loss - prev2) <= scale) & (np.abs(loss - prev) > scale)
+            run = np.where(active & ~newly & periodic, run + 1, 0)
+            found = run >= _CYCLE_RUN
+            cycling |= found
+            status[found] = "cycling"
     status[stalled & (status == "max_iter")] = "stalled"
     rec: dict[str, Any] = {
         "params": template.unflatten(theta, xp),
