@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from gfgsm.families import get_family, softplus
+from gfgsm.families import Gaussian, get_family, softplus
 from gfgsm.nn.networks import get_activation
 
 __all__ = ["TeacherNetwork"]
@@ -100,6 +100,8 @@ class TeacherNetwork:
         self.scale = float(scale)
         self.hidden_bias = float(hidden_bias)
         self._fam = get_family(family)
+        # The sampling family carries the gaussian noise variance; the others have phi = 1.
+        self._noise_family = Gaussian(phi=self.sigma ** 2) if family == "gaussian" else self._fam
         sizes = (self.d, *self.hidden, 1)
         L = len(sizes) - 1
         if weights is None:
@@ -177,15 +179,9 @@ class TeacherNetwork:
         return X, self.draw_y(X, rng)
 
     def draw_y(self, X: Any, rng: np.random.Generator) -> np.ndarray:
-        """Responses ``y | x`` for the rows of ``X`` ``(..., m, d)`` from ``rng``."""
-        eta = self.eta(X)
-        if self.family == "gaussian":
-            y = eta + self.sigma * rng.standard_normal(eta.shape)
-        elif self.family == "binomial":
-            y = (rng.random(eta.shape) < self._fam.mean(eta)).astype(np.float64)
-        else:
-            y = rng.poisson(np.exp(eta)).astype(np.float64)
-        return y
+        """Responses ``y | x`` for the rows of ``X`` ``(..., m, d)`` from ``rng``
+        (:meth:`gfgsm.families.Family.sample`, gaussian with ``phi = sigma^2``)."""
+        return np.asarray(self._noise_family.sample(self.eta(X), rng))
 
     # --- risk ----------------------------------------------------------------------------
     def excess_risk(self, eta_hat: Any, X: Any) -> np.ndarray:
