@@ -14,17 +14,16 @@ from .store import load
 __all__ = ["means_frame", "summarize", "summary_frame"]
 
 
-def _factors(path: Path) -> list[str]:
-    manifest = json.loads((path / "manifest.json").read_text())
-    return list(manifest["study"].get("factors", []))
+def _study(path: Path) -> dict:
+    """The study definition recorded in a store's manifest."""
+    return json.loads((path / "manifest.json").read_text())["study"]
 
 
-def _hook_measures(path: Path) -> list[str] | None:
-    """The measure columns of a study with its own chunk computation (``Study.compute``), or
-    ``None`` for a GLM study.  A hook study whose rows are estimates of parameters (columns
-    ``param``, ``estimate``, ``true``) is summarised like a GLM study."""
-    study = json.loads((path / "manifest.json").read_text())["study"]
-    return list(study.get("measures", [])) if "compute" in study else None
+def _loaded(path: Path) -> pd.DataFrame:
+    df = load(path)
+    if df.empty:
+        raise ValueError(f"results store {str(path)!r} holds no finished chunks yet")
+    return df
 
 
 def means_frame(df: pd.DataFrame, measures: list[str],
@@ -57,30 +56,32 @@ def means_frame(df: pd.DataFrame, measures: list[str],
 def summary_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Per condition x method x parameter: bias, EmpSE, RMSE with MCSEs (converged fits only)."""
     path = Path(path)
-    df = load(path)
-    if df.empty:
-        raise ValueError(f"results store {str(path)!r} holds no finished chunks yet")
-    by = ("condition", *_factors(path), "method", "param")
-    return performance(df, by=by)
+    return _performance(_loaded(path), _study(path).get("factors", []))
+
+
+def _performance(df: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    return performance(df, by=("condition", *factors, "method", "param"))
 
 
 def summarize(path: str | os.PathLike[str]) -> str:
-    """A printable summary: convergence per condition x method, then the measures."""
+    """A printable summary: convergence per condition x method, then the measures.
+
+    A study with its own chunk computation (``Study.compute``) whose rows are not estimates
+    of parameters (no ``param``/``estimate``/``true`` columns) is summarised by the means of
+    its measure columns (:func:`means_frame`)."""
     path = Path(path)
-    measures = _hook_measures(path)
-    df = load(path)
-    if df.empty:
-        raise ValueError(f"results store {str(path)!r} holds no finished chunks yet")
-    if measures is not None and not {"param", "estimate", "true"} <= set(df.columns):
-        table = means_frame(df, measures, _factors(path))
+    study = _study(path)
+    factors = list(study.get("factors", []))
+    df = _loaded(path)
+    if "compute" in study and not {"param", "estimate", "true"} <= set(df.columns):
+        table = means_frame(df, list(study.get("measures", [])), factors)
         table["mean (MCSE)"] = [format_estimate(v, s) for v, s in zip(table.pop("mean"),
                                                                       table.pop("mcse"),
                                                                       strict=True)]
         return "\n".join([f"results store {path}", "",
                           "mean over replications, estimate (Monte Carlo SE):",
                           table.to_string(index=False)])
-    perf = summary_frame(path)
-    factors = _factors(path)
+    perf = _performance(df, factors)
     conv = convergence(df, by=("condition", *factors, "method"))
     lines = [f"results store {path}", "", "convergence (fits not converged are excluded below):"]
     lines.append(conv.to_string(index=False))
