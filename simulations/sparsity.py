@@ -80,7 +80,7 @@ import pandas as pd
 import gfgsm.report as rep
 from gfgsm.designs import GaussianDesign
 from gfgsm.dgp import DGP
-from gfgsm.mc import load, run
+from gfgsm.mc import load
 from gfgsm.mc.measures import format_estimate, selection
 from gfgsm.mc.spec import LamRule, MethodSpec, Preset, Study
 
@@ -386,9 +386,8 @@ def _ci(r: Mapping[str, Any]) -> str:
 def build_section(study: Study, preset: str, results: Path, figures: Path) -> rep.Section:
     """Run/resume ``study`` under ``preset`` and build the report section (any grid)."""
     t0 = time.perf_counter()
-    store = run(study, preset, Path(results) / f"{study.name}-{preset}",
-                executor="processes", workers=2, progress=False,
-                chunk_size=min(CHUNK, study.preset(preset).reps))
+    store = rep.run_study(study, preset, results,
+                          chunk_size=min(CHUNK, study.preset(preset).reps))
     df = load(store)
     pr = per_replication(df, study, preset)
     designs = [d for d in DESIGNS if d in set(pr["design"])]

@@ -118,13 +118,13 @@ def provenance(store: Path) -> str:
 
 
 def run_study(study: Any, preset: str, results: str | Path, executor: str = "processes",
-              workers: int = 2) -> Path:
+              workers: int = 2, chunk_size: int | None = None) -> Path:
     """Run (or resume) a section's study into ``results/<name>-<preset>`` without a progress
     bar (:func:`gfgsm.mc.run`) and return the store's path."""
     from ..mc import run
 
     return run(study, preset, Path(results) / f"{study.name}-{preset}", executor=executor,
-               workers=workers, progress=False)
+               workers=workers, chunk_size=chunk_size, progress=False)
 
 
 def sections() -> list[tuple[str, Callable[..., Section]]]:
