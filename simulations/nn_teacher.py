@@ -153,6 +153,7 @@ import gfgsm.mc
 import gfgsm.report
 from gfgsm._backend import to_numpy
 from gfgsm.mc.measures import convergence, format_estimate, performance, rate_fit
+from gfgsm.mc.runner import param_rows
 from gfgsm.mc.spec import LamRule, Preset, Study
 from gfgsm.nn.study import NetworkMethod
 from gfgsm.nn.teacher import TeacherNetwork
@@ -240,7 +241,6 @@ def compute(study: Study, cond: Mapping[str, Any], teacher: TeacherNetwork, reps
         params += ["intercept"] + [f"beta{j}" for j in range(1, teacher.d + 1)]
         theta0 = teacher.theta0
     true = np.r_[0.0, mu_true, theta0] if glm else np.array([0.0, mu_true])
-    q = len(params)
     R = len(seeds)
     common = student_options(teacher)
     frames = []
@@ -256,18 +256,13 @@ def compute(study: Study, cond: Mapping[str, Any], teacher: TeacherNetwork, reps
             cols += list(np.asarray(to_numpy(fit.params.weights[0]))[:, :, 0].T)
         est = np.stack(cols, axis=1)  # (R, q)
         opts = m.train_options(cond)
-        frames.append(pd.DataFrame({
-            "method": np.full(R * q, m.name, dtype=object),
-            "rep": np.repeat(np.asarray(reps, dtype=np.int64), q),
-            "param": np.tile(np.asarray(params, dtype=object), R),
-            "estimate": est.reshape(-1),
-            "true": np.tile(true, R),
-            "converged": np.repeat(np.asarray(fit.converged, dtype=bool), q),
-            "status": np.repeat(np.asarray(fit.status, dtype=object), q),
-            "n_iter": np.repeat(np.asarray(fit.n_iter, dtype=np.int64), q),
-            "lam": np.full(R * q, float(opts["lam"])),
-            "weight_decay": np.full(R * q, float(opts["weight_decay"])),
-        }))
+        frames.append(pd.DataFrame(param_rows(m.name, reps, params, est, true, {
+            "converged": np.asarray(fit.converged, dtype=bool),
+            "status": np.asarray(fit.status, dtype=object),
+            "n_iter": np.asarray(fit.n_iter, dtype=np.int64),
+            "lam": np.full(R, float(opts["lam"])),
+            "weight_decay": np.full(R, float(opts["weight_decay"])),
+        })))
     df = pd.concat(frames, ignore_index=True)
     for c in ("method", "param", "status"):
         df[c] = df[c].astype(str)

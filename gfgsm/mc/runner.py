@@ -35,7 +35,7 @@ from .seeds import replication_seed
 from .spec import Study
 from .store import ResultStore
 
-__all__ = ["chunk_bounds", "compute_chunk", "run"]
+__all__ = ["chunk_bounds", "compute_chunk", "param_rows", "run"]
 
 #: Bytes of working memory per (observation x column) of one replication in a batched fit:
 #: the design with its intercept column, the Gram temporary and a few (R, n) arrays.
@@ -93,19 +93,12 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
             per = _per_rep(fit, np.arange(R))
         else:
             est, lam_used, per = _fit_selected(X, y, dgp, m, lam, backend)
-        rep_ids = np.repeat(np.arange(start, stop, dtype=np.int64), q)
-        per_rep = per
         frame = {
             "condition": np.full(R * q, condition, dtype=np.int64),
             **{k: np.repeat(np.asarray([_scalar(v)], dtype=object), R * q)
                for k, v in cond.items()},
-            "method": np.full(R * q, m.name, dtype=object),
-            "rep": rep_ids,
-            "param": np.tile(params, R),
-            "estimate": est.reshape(-1),
-            "true": np.tile(theta0, R),
-            **{k: np.repeat(v, q) for k, v in per_rep.items()},
-            "lam": np.repeat(lam_used.astype(float), q),
+            **param_rows(m.name, np.arange(start, stop), params, est, theta0,
+                         {**per, "lam": lam_used.astype(float)}),
         }
         frames.append(pd.DataFrame(frame))
     df = pd.concat(frames, ignore_index=True)
@@ -115,6 +108,26 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
     df["param"] = df["param"].astype(str)
     df["status"] = df["status"].astype(str)
     return df
+
+
+def param_rows(method: str, reps: np.ndarray, params: Any, est: np.ndarray, true: np.ndarray,
+               per_rep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Tidy columns of one method's estimates: one row per replication x parameter.
+
+    ``est`` is ``(R, q)`` for replications ``reps`` and parameters ``params`` with true values
+    ``true`` (``q``); each ``per_rep`` entry (``(R,)``: status, iterations, ``lam``, ...) is
+    repeated over the parameters.  The layout of every results store whose rows estimate
+    parameters (GLM studies, and :mod:`simulations.nn_teacher`).
+    """
+    R, q = est.shape
+    return {
+        "method": np.full(R * q, method, dtype=object),
+        "rep": np.repeat(np.asarray(reps, dtype=np.int64), q),
+        "param": np.tile(np.asarray(params, dtype=object), R),
+        "estimate": est.reshape(-1),
+        "true": np.tile(true, R),
+        **{k: np.repeat(np.asarray(v), q) for k, v in per_rep.items()},
+    }
 
 
 def _compute_hook(study: Study, cond: dict[str, Any], condition: int, dgp: Any, start: int,
