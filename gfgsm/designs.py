@@ -8,21 +8,30 @@ quantities ``I``, ``D`` and ``V`` in closed form, by exact enumeration, or by Mo
 
 Randomness and reproducibility
 ------------------------------
-Draws are made on the host with NumPy ``Generator`` s (so a seed gives the same numbers on every
-array backend) and moved once to the requested namespace with :func:`gfgsm._backend.asarray`.
+Simulated data are drawn by the counter-based generator of :mod:`gfgsm.rng` (Philox4x32-10 in
+array operations), directly in the requested array namespace: :meth:`Design.draw_stream` draws
+``(R, n, p)`` for the replications of a :class:`gfgsm.rng.Stream`, and a value depends only on
+(seed, replication, variable, element), so it is the same bits on NumPy, CuPy and
+``array_api_strict``, whatever ``R``, the chunking or the executor.
 
-``seed`` may be ``None`` (fresh OS entropy), an ``int``, a ``SeedSequence`` or a ``Generator``.
-Replication ``r`` of a batched draw (``R`` replications, shape ``(R, n, p)``) uses its own
-generator ``default_rng(SeedSequence(seed).spawn(R)[r])`` (see :func:`replication_seeds`), so
-replication ``r`` is the same whatever ``R`` is, and ``R=None`` (one ``(n, p)`` draw) is
-replication 0.  The same per-replication generators drive :meth:`gfgsm.dgp.DGP.sample`, which
-draws ``x`` first and then ``y`` from each one: ``Design.sample(n, s, R)`` returns exactly the
-``X`` of ``DGP.sample(n, s, R)``.
+``seed`` may be ``None`` (fresh OS entropy), an ``int``, a ``SeedSequence`` or a ``Generator``;
+its key is the first two 32-bit state words of ``SeedSequence(seed)``.  Replication ``r`` of a
+batched draw (``R`` replications, shape ``(R, n, p)``) is counter ``r``, so it does not depend
+on ``R``, and ``R=None`` (one ``(n, p)`` draw) is replication 0.  :meth:`gfgsm.dgp.DGP.sample`
+draws ``x`` from the child variable ``"x"`` of the same stream: ``Design.sample(n, s, R)``
+returns exactly the ``X`` of ``DGP.sample(n, s, R)``.
+
+:meth:`Design.draw` (one replication from a NumPy ``Generator``, on the host) remains for the
+Monte Carlo integrals of :mod:`gfgsm.theory` and for designs without array code (a
+:class:`CustomDesign`, a user subclass): their ``draw_stream`` falls back on ``draw`` with
+replication ``r``'s ``Generator`` seeded by 256 bits of its own counter stream, so they are
+reproducible and chunking-independent too, but drawn on the host.
 
 Extending
 ---------
 A new design is one subclass implementing :meth:`Design.draw` (one replication, on the host, from
-one ``Generator``); the moments and ``is_symmetric`` are optional (``None`` / ``False`` mean "not
+one ``Generator``), and optionally :meth:`Design.draw_stream` (array code on any backend); the
+moments and ``is_symmetric`` are optional (``None`` / ``False`` mean "not
 known" and make :mod:`gfgsm.theory` fall back on Monte Carlo).  For a one-off law,
 :class:`CustomDesign` wraps any callable ``sampler(n, rng) -> (n, p)``.
 """
@@ -182,6 +191,16 @@ class Design(ABC):
         return None
 
     # --- sampling ---------------------------------------------------------------------------------
+    def draw_stream(self, n: int, stream: Any) -> Any:
+        """``n`` iid rows for each replication of ``stream``: shape ``(R, n, p)``, its backend.
+
+        This default draws on the host with :meth:`draw`, replication ``r`` from a
+        ``Generator`` seeded by 256 bits of its own stream; the built-in designs override it
+        with array code.
+        """
+        X = np.stack([self.draw_checked(n, rng) for rng in stream.host_generators()])
+        return asarray(X, stream.xp)
+
     def draw_checked(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """:meth:`draw` with its output checked: float64, shape (n, p), finite."""
         X = np.asarray(self.draw(n, rng), dtype=np.float64)
@@ -198,17 +217,17 @@ class Design(ABC):
     ) -> Any:
         """Draw ``X``: shape (R, n, p) for ``R`` replications, or (n, p) when ``R`` is ``None``.
 
-        Replication ``r`` is drawn from ``default_rng(replication_seeds(seed, R)[r])``, so it does
-        not depend on ``R``, and ``R=None`` returns replication 0 (module docstring).  The array
-        is built on the host and moved once to ``backend``'s namespace (``None``: NumPy).
+        Replication ``r`` is counter ``r`` of the stream of ``seed`` (variable ``"x"``), so it
+        does not depend on ``R``, and ``R=None`` returns replication 0 (module docstring).  The
+        array is drawn in ``backend``'s namespace (``None``: NumPy).
         """
+        from .rng import stream_for
+
         n = _check_count(n, "n")
         xp = resolve_backend(backend)
         reps = 1 if R is None else _check_count(R, "R")
-        X = np.stack(
-            [self.draw_checked(n, np.random.default_rng(s)) for s in replication_seeds(seed, reps)]
-        )
-        return asarray(X[0] if R is None else X, xp)
+        X = self.draw_stream(n, stream_for(seed, reps, xp).child("x"))
+        return X[0, ...] if R is None else X
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +272,19 @@ class GaussianDesign(Design):
         if self.rho == 0.0:
             return z
         return z @ self._A.T
+
+    def draw_stream(self, n: int, stream: Any) -> Any:
+        """The AR(1) recursion over columns on portable normals (no matrix product, whose
+        summation order is the BLAS's): ``x_1 = z_1``, ``x_j = rho x_{j-1} + c z_j``."""
+        xp = stream.xp
+        z = stream.normal((n, self.p))
+        if self.rho == 0.0:
+            return z
+        c = float(np.sqrt(1.0 - self.rho**2))
+        cols = [z[..., 0]]
+        for j in range(1, self.p):
+            cols.append(self.rho * cols[-1] + c * z[..., j])
+        return xp.stack(cols, axis=-1)
 
     @property
     def mean(self) -> np.ndarray:
@@ -299,6 +331,13 @@ class UniformDesign(Design):
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.low, self.high, size=(n, self.p))
+
+    def draw_stream(self, n: int, stream: Any) -> Any:
+        """``low + (high - low) u`` with 53-bit uniforms ``u`` on [0, 1)."""
+        xp = stream.xp
+        low = asarray(self.low, xp)
+        width = asarray(self.high - self.low, xp)
+        return low + width * stream.uniform((n, self.p))
 
     @property
     def mean(self) -> np.ndarray:
@@ -356,6 +395,14 @@ class BernoulliDesign(Design):
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         low, high = self.values
         return np.where(rng.random((n, self.p)) < self.prob, high, low)
+
+    def draw_stream(self, n: int, stream: Any) -> Any:
+        """``high`` where a 53-bit uniform is below ``prob`` (an exact comparison), else
+        ``low``."""
+        xp = stream.xp
+        low, high = self.values
+        hit = stream.uniform((n, self.p)) < asarray(self.prob, xp)
+        return xp.where(hit, xp.full(hit.shape, high, dtype=xp.float64), low)
 
     @property
     def mean(self) -> np.ndarray:
@@ -433,6 +480,22 @@ class MixtureDesign(Design):
             count = int(rows.sum())
             if count:
                 X[rows] = comp.draw_checked(count, rng)
+        return X
+
+    def draw_stream(self, n: int, stream: Any) -> Any:
+        """Labels from uniforms against the cumulative weights (variable ``"labels"``); each
+        component draws all ``n`` rows from its own variable ``k`` and row ``i`` keeps its
+        label's, so no draw depends on another's count."""
+        xp = stream.xp
+        u = stream.child("labels").uniform((n,))
+        cum = np.cumsum(self.weights)
+        label = xp.zeros(u.shape, dtype=xp.int64)
+        for k in range(len(self.components) - 1):
+            label = label + xp.astype(u >= float(cum[k]), xp.int64)
+        X = None
+        for k, comp in enumerate(self.components):
+            Xk = comp.draw_stream(n, stream.child(k))
+            X = Xk if X is None else xp.where(xp.reshape(label == k, (*u.shape, 1)), Xk, X)
         return X
 
     @property

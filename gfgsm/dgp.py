@@ -18,11 +18,14 @@ draws ``y | x`` from the family:
 * binomial, poisson: ``y | x`` from the family's own law (``phi = 1``); ``noise`` and ``sigma``
   do not apply and must be left at their defaults.
 
-Sampling is on the host with NumPy generators, one per replication (see
-:mod:`gfgsm.designs`: replication ``r`` uses ``SeedSequence(seed).spawn(R)[r]``, draws ``X``
-first and then the ``y`` randomness from the same generator), then moved once to the array
-namespace.  Poisson: a mean ``exp(eta)`` that overflows raises ``FloatingPointError`` (from the
-family) when it is drawn.
+Sampling (:meth:`DGP.sample`, :meth:`DGP.draw_stream`) uses the counter-based generator of
+:mod:`gfgsm.rng` in the array namespace itself: replication ``r`` is counter ``r``, ``X`` comes
+from the variable ``"x"`` and the randomness of ``y`` from ``"y"`` (see :mod:`gfgsm.designs`), so
+a seed gives the same bits on every backend.  A callable error law draws on the host from a
+per-replication ``Generator`` seeded by its own stream.  Poisson: a mean ``exp(eta)`` above
+1e15 raises ``FloatingPointError`` (from the family) when it is drawn.  :meth:`DGP.draw` (one
+replication from a NumPy ``Generator``) serves the Monte Carlo integrals of
+:mod:`gfgsm.theory`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from ._backend import asarray, resolve_backend
-from .designs import Design, SeedLike, _check_count, replication_seeds
+from .designs import Design, SeedLike, _check_count
 from .families import Family, Gaussian, get_family
 
 __all__ = ["DGP", "NoiseLaw", "get_noise"]
@@ -68,6 +71,15 @@ class NoiseLaw:
         """Standardized errors of the given shape from ``rng`` (host float64 array)."""
         raise NotImplementedError
 
+    def draw_stream(self, shape: tuple[int, ...], stream: Any) -> Any:
+        """Standardized errors, shape ``(R, *shape)``, from a :class:`gfgsm.rng.Stream`.
+
+        This default calls :meth:`draw` on the host with replication ``r``'s ``Generator``
+        (seeded by 256 bits of its own stream); the built-in laws use array code.
+        """
+        e = np.stack([self.draw(tuple(shape), rng) for rng in stream.host_generators()])
+        return asarray(e, stream.xp)
+
     def __repr__(self) -> str:
         return repr(self.name)
 
@@ -79,6 +91,9 @@ class _Normal(NoiseLaw):
 
     def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal(shape)
+
+    def draw_stream(self, shape: tuple[int, ...], stream: Any) -> Any:
+        return stream.normal(tuple(shape))
 
 
 class _StudentT(NoiseLaw):
@@ -102,6 +117,9 @@ class _StudentT(NoiseLaw):
     def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.standard_t(self.df, shape) * math.sqrt((self.df - 2.0) / self.df)
 
+    def draw_stream(self, shape: tuple[int, ...], stream: Any) -> Any:
+        return stream.standard_t(tuple(shape), self.df) * math.sqrt((self.df - 2.0) / self.df)
+
 
 class _Skewed(NoiseLaw):
     """``e = Exp(1) - 1``: ``E|e| = 2/e``, ``E sign(e) = P(Exp > 1) - P(Exp < 1) = 2/e - 1``."""
@@ -112,6 +130,9 @@ class _Skewed(NoiseLaw):
 
     def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.standard_exponential(shape) - 1.0
+
+    def draw_stream(self, shape: tuple[int, ...], stream: Any) -> Any:
+        return stream.exponential(tuple(shape)) - 1.0
 
 
 class _CallableNoise(NoiseLaw):
@@ -317,30 +338,63 @@ class DGP:
             y = np.asarray(self.family.sample(eta, rng=rng), dtype=np.float64)
         return X, y
 
+    def eta_stream(self, X: Any) -> Any:
+        """``eta = a + sum_j beta_j X[..., j]`` in ``X``'s namespace, summed column by column in
+        a fixed order (a matrix product's summation order is the BLAS's, which differs between
+        backends in the last bit)."""
+        eta = None
+        for j, b in enumerate(self.coef.tolist()):
+            term = X[..., j] * b
+            eta = term if eta is None else eta + term
+        return self.intercept + eta
+
+    def draw_stream(self, n: int, stream: Any) -> tuple[Any, Any]:
+        """``X`` (R, n, p) and ``y`` (R, n) for the replications of a :class:`gfgsm.rng.Stream`.
+
+        ``X`` from its child variable ``"x"`` (:meth:`Design.draw_stream`), the randomness of
+        ``y`` from ``"y"``: gaussian ``y = eta + sigma e`` with the error law's counter-based
+        draw, binomial and poisson from :meth:`Family.draw_stream`.  Everything stays in the
+        stream's namespace; given the seed, the values are the same bits on every backend.
+        """
+        xp = stream.xp
+        X = self.design.draw_stream(n, stream.child("x"))
+        R = stream.R
+        if tuple(X.shape) != (R, n, self.p):
+            raise ValueError(f"{self.design!r} drew an array of shape {tuple(X.shape)}; "
+                             f"expected (R, n, p) = ({R}, {n}, {self.p})")
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError(f"{self.design!r} drew NaN or infinite values")
+        eta = self.eta_stream(X)
+        ys = stream.child("y")
+        if self.noise is not None:
+            y = eta + self.sigma * self.noise.draw_stream((n,), ys)
+        else:
+            y = self.family.draw_stream(eta, ys)
+        return X, y
+
     def sample(
         self, n: int, seed: SeedLike = None, R: int | None = None, backend: str | None = None
     ) -> tuple[Any, Any]:
         """Draw ``(X, y)``: shapes (R, n, p), (R, n); or (n, p), (n,) when ``R`` is ``None``.
 
-        Replication ``r`` comes from ``default_rng(SeedSequence(seed).spawn(R)[r])`` (built
-        without mutating a ``SeedSequence`` passed in; see
-        :func:`gfgsm.designs.replication_seeds`), so it is the same for every ``R`` and
-        ``R=None`` is replication 0.  ``seed``: ``None``, int, ``SeedSequence`` or ``Generator``
-        (a Generator seeds the root from 256 bits of its stream).  Arrays are built on the host
-        and moved once to ``backend``'s namespace (``None``: NumPy), so every backend gets the
-        same numbers.
+        Replication ``r`` is counter ``r`` of the counter-based stream of ``seed``
+        (:mod:`gfgsm.rng`; :meth:`draw_stream`), so it is the same for every ``R`` and
+        ``R=None`` is replication 0.  ``seed``: ``None``, int, ``SeedSequence`` or
+        ``Generator`` (a Generator seeds the key from 256 bits of its stream).  The arrays are
+        drawn in ``backend``'s namespace (``None``: NumPy) and are the same bits on every
+        backend.
 
         Raises
         ------
         FloatingPointError
-            poisson, when ``exp(eta)`` overflows (or is too large to draw counts exactly).
+            poisson, when ``exp(eta)`` is too large to draw counts exactly (above 1e15).
         """
+        from .rng import stream_for
+
         n = _check_count(n, "n")
         reps = 1 if R is None else _check_count(R, "R")
         xp = resolve_backend(backend)
-        draws = [self.draw(n, np.random.default_rng(s)) for s in replication_seeds(seed, reps)]
-        X = np.stack([d[0] for d in draws])
-        y = np.stack([d[1] for d in draws])
+        X, y = self.draw_stream(n, stream_for(seed, reps, xp))
         if R is None:
-            X, y = X[0], y[0]
-        return asarray(X, xp), asarray(y, xp)
+            X, y = X[0, ...], y[0, ...]
+        return X, y

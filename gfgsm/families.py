@@ -130,6 +130,15 @@ class Family(ABC):
     @abstractmethod
     def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
 
+    def draw_stream(self, eta: Any, stream: Any) -> Any:
+        """Draw ``y | eta`` from a counter-based :class:`gfgsm.rng.Stream`, on its backend.
+
+        ``eta`` has shape ``(R, ...)``, one row per replication of ``stream``; the draw is the
+        same bits on every backend given the same ``eta`` (docs/theory.md, "Random numbers").
+        This is how the simulation studies draw responses.
+        """
+        raise NotImplementedError(f"{self.name}: no counter-based sampler")
+
 
 class Gaussian(Family):
     """Gaussian, identity link: ``b = eta^2/2``, ``phi = sigma^2``."""
@@ -173,6 +182,10 @@ class Gaussian(Family):
 
     def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return eta + math.sqrt(self.phi) * rng.standard_normal(eta.shape)
+
+    def draw_stream(self, eta: Any, stream: Any) -> Any:
+        """``y = eta + sqrt(phi) z`` with portable Box-Muller normals ``z``."""
+        return eta + math.sqrt(self.phi) * stream.normal(tuple(eta.shape[1:]))
 
 
 class Binomial(Family):
@@ -220,6 +233,15 @@ class Binomial(Family):
     def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         mu = to_numpy(sigmoid(np.asarray(eta)))
         return (rng.random(eta.shape) < mu).astype(np.float64)
+
+    def draw_stream(self, eta: Any, stream: Any) -> Any:
+        """``y = 1{L < eta}`` with ``L`` standard logistic, so ``P(y = 1) = sigmoid(eta)``.
+
+        The latent form needs no ``exp`` of ``eta`` (whose last bit differs between
+        backends' libraries): given ``eta``, the draw is the same bits everywhere.
+        """
+        xp = stream.xp
+        return xp.astype(stream.logistic(tuple(eta.shape[1:])) < eta, xp.float64)
 
 
 class Poisson(Family):
@@ -296,6 +318,28 @@ class Poisson(Family):
                 f"poisson mean {mu.max():.3g} is too large to sample counts exactly"
             )
         return rng.poisson(mu).astype(np.float64)
+
+    def draw_stream(self, eta: Any, stream: Any) -> Any:
+        """Counts with mean ``exp(eta)`` (the portable ``exp``, so the same bits everywhere).
+
+        Raises ``FloatingPointError`` where a mean overflows or exceeds ``1e15`` (too large to
+        draw counts exactly), as :meth:`sample` does.
+        """
+        from .rng import _portable
+
+        xp = stream.xp
+        top = float(xp.max(eta)) if math.prod(eta.shape) else -math.inf
+        if not top <= ETA_MAX_POISSON:
+            raise FloatingPointError(
+                f"poisson mean exp(eta) overflows float64: max eta = {top:.6g} > "
+                f"{ETA_MAX_POISSON:.6g}"
+            )
+        if not top <= math.log(1e15):
+            raise FloatingPointError(
+                f"poisson mean {math.exp(top):.3g} is too large to sample counts exactly "
+                "(limit 1e15)"
+            )
+        return stream.poisson(_portable.exp(eta, xp))
 
 
 _FAMILIES: dict[str, type[Family]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 
+import array_api_compat.numpy as xnp
 import array_api_strict as xs
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from gfgsm.designs import (
     UniformDesign,
     replication_seeds,
 )
+from gfgsm.rng import Stream, key_from_seed
 
 N_BIG = 200_000
 
@@ -170,9 +172,9 @@ def test_shapes_and_replication_streams(design):
     assert X5.shape == (5, 20, 3)
     np.testing.assert_array_equal(X5, X12[:5])  # replication r does not depend on R
     np.testing.assert_array_equal(X1, X5[0])  # R=None is replication 0
-    # replication r is SeedSequence(seed).spawn(R)[r]
-    child = np.random.SeedSequence(7).spawn(5)[3]
-    np.testing.assert_array_equal(X5[3], design.draw(20, np.random.default_rng(child)))
+    # replication r is counter r of the key of SeedSequence(seed), variable "x"
+    alone = Stream.create(key_from_seed(np.random.SeedSequence(7)), [3], xnp).child("x")
+    np.testing.assert_array_equal(X5[3], design.draw_stream(20, alone)[0])
 
 
 def test_seed_kinds():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import array_api_compat.numpy as xnp
 import array_api_strict as xs
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from gfgsm._backend import get_namespace, namespace_name, to_numpy
 from gfgsm.designs import BernoulliDesign, CustomDesign, GaussianDesign, UniformDesign
 from gfgsm.dgp import DGP, get_noise
 from gfgsm.families import Binomial, Gaussian
+from gfgsm.rng import Stream, key_from_seed
 
 COEF = [0.8, -0.5, 0.0]
 
@@ -76,20 +78,24 @@ def test_gaussian_errors_follow_the_law(name):
 
 
 def test_gaussian_stream_is_design_then_errors():
-    """Replication r: X from the generator of SeedSequence(seed).spawn(R)[r], then e from it."""
+    """Replication r: X from variable "x" of counter r, then e from variable "y"."""
     d = GaussianDesign(3, 0.5)
+    root = Stream.create(key_from_seed(np.random.SeedSequence(9)), [2], xnp)
+    ys = root.child("y")
     for noise, draw in [
-        ("normal", lambda g, n: g.standard_normal(n)),
-        ("skewed", lambda g, n: g.standard_exponential(n) - 1.0),
-        (_laplace, lambda g, n: _laplace((n,), g)),
+        ("normal", lambda n: ys.normal((n,))[0]),
+        ("skewed", lambda n: ys.exponential((n,))[0] - 1.0),
+        # a callable error law draws on the host from replication r's own Generator
+        (_laplace, lambda n: _laplace((n,), ys.host_generators()[0])),
     ]:
         dgp = DGP("gaussian", d, COEF, -0.2, noise=noise, sigma=0.7)
         X, y = dgp.sample(15, 9, R=4)
-        g = np.random.default_rng(np.random.SeedSequence(9).spawn(4)[2])
-        X2 = d.draw(15, g)
+        X2 = d.draw_stream(15, root.child("x"))[0]
         np.testing.assert_array_equal(X[2], X2)
-        np.testing.assert_allclose(y[2], -0.2 + X2 @ np.array(COEF) + 0.7 * draw(g, 15),
-                                   rtol=0, atol=1e-14)
+        # the same formula as DGP.eta_stream, so equal to the last bit
+        eta = -0.2 + (X2[:, 0] * 0.8 + X2[:, 1] * -0.5 + X2[:, 2] * 0.0)
+        np.testing.assert_array_equal(y[2], eta + 0.7 * draw(15))
+        np.testing.assert_allclose(eta, -0.2 + X2 @ np.array(COEF), rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("family", ["binomial", "poisson"])

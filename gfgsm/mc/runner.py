@@ -9,9 +9,10 @@
    as soon as it arrives.
 
 :func:`compute_chunk` is a pure function of (study, preset, condition, replication range,
-backend): it draws replication ``r`` from its own seed (:mod:`gfgsm.mc.seeds`), stacks the
-chunk's replications into ``(R, n, p)`` arrays and fits every method with one
-:func:`gfgsm.fit_batch` call per method.  Hence a killed and resumed run, a different chunk
+backend): it draws the chunk's replications as ``(R, n, p)`` arrays directly on the backend
+with the counter-based generator (replication ``r`` is counter ``r`` of the condition's key,
+:mod:`gfgsm.mc.seeds`), fits every method with one :func:`gfgsm.fit_batch` call per method, and
+moves only the finished results to the host.  Hence a killed and resumed run, a different chunk
 size, executor or number of workers all give the same numbers.
 """
 
@@ -29,13 +30,18 @@ import pandas as pd
 
 from .._backend import BACKENDS, asarray, resolve_backend, to_numpy
 from ..batch import fit_batch
+from ..rng import GENERATOR, Stream
 from .executors import run_tasks
 from .registry import get_study
-from .seeds import replication_seed
+from .seeds import condition_key, replication_seed
 from .spec import Study
 from .store import ResultStore
 
 __all__ = ["chunk_bounds", "compute_chunk", "param_rows", "run"]
+
+#: What draws the data of a study with a compute hook (the networks): NumPy generators seeded
+#: by one ``SeedSequence`` per replication (:func:`gfgsm.mc.seeds.replication_seed`).
+HOOK_GENERATOR = "numpy-seedsequence-per-replication/v1"
 
 #: Bytes of working memory per (observation x column) of one replication in a batched fit:
 #: the design with its intercept column, the Gram temporary and a few (R, n) arrays.
@@ -73,11 +79,10 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
     if study.compute is not None:
         return _compute_hook(study, cond, condition, dgp, start, stop, backend)
     n = int(cond["n"])
-    draws = [dgp.draw(n, np.random.default_rng(replication_seed(study.seed, condition, r)))
-             for r in range(start, stop)]
     xp = resolve_backend(backend)
-    X = asarray(np.stack([d[0] for d in draws]), xp)
-    y = asarray(np.stack([d[1] for d in draws]), xp)
+    stream = Stream.create(condition_key(study.seed, condition),
+                           np.arange(start, stop, dtype=np.uint64), xp)
+    X, y = dgp.draw_stream(n, stream)
     R = stop - start
     theta0 = np.asarray(dgp.theta0, dtype=float)
     q = theta0.size
@@ -288,6 +293,7 @@ def run(
         "seed": study.seed,
         "versions": _versions(),
         "backend": backend or "numpy",
+        "generator": GENERATOR if study.compute is None else HOOK_GENERATOR,
     }
     store = ResultStore.create_or_open(out, manifest)
     conds = definition["conditions"]

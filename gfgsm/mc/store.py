@@ -61,7 +61,9 @@ MANIFEST = "manifest.json"
 RUNS = "runs.json"
 CHUNKS = "chunks"
 #: Manifest entries a store is identified by: each one changes the numbers of every chunk.
-IDENTITY_KEYS = ("study_hash", "preset", "seed")
+#: What must agree for a run to add chunks to a store: the definition, and the random-number
+#: generator that drew its data (a store drawn another way is refused, never mixed).
+IDENTITY_KEYS = ("study_hash", "preset", "seed", "generator")
 REQUIRED_KEYS = ("study_hash", "study", "seed", "preset", "backend")
 #: Columns ``load`` sorts by (those present), so that its output does not depend on chunking.
 SORT_KEYS = ("condition", "rep", "method", "param")
