@@ -102,7 +102,7 @@ def _validate_arrays(X: Any, y: Any, xp: Any, fam: Family) -> tuple[Any, Any]:
         raise ValueError("X contains NaN or infinite values")
     if not bool(xp.all(xp.isfinite(ya))):
         raise ValueError("y contains NaN or infinite values")
-    fam.validate_y(to_numpy(ya))
+    fam.check_y(ya)
     return Xa, ya
 
 

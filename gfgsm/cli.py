@@ -102,7 +102,8 @@ def _summarize(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import build_report
 
-    path = build_report(args.preset, args.results, args.out, only=args.only)
+    path = build_report(args.preset, args.results, args.out, only=args.only,
+                        backend=args.backend, executor=args.executor, workers=args.workers)
     print(f"report: {path}")
     return 0
 
@@ -147,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--results", default=None)
     rep.add_argument("--out", default="reports")
     rep.add_argument("--only", nargs="*", default=None, help="only these sections")
+    rep.add_argument("--backend", choices=BACKENDS, default=None,
+                     help="array backend of every study (cupy: on a CUDA GPU)")
+    rep.add_argument("--executor", choices=("local", "processes", "dask"), default=None,
+                     help="executor of every study (default: 2 processes; local on cupy)")
+    rep.add_argument("--workers", type=_positive_int, default=None)
 
     demo = sub.add_parser("demo", help="a small batched G-FGSM vs PL simulation")
     demo.add_argument("--replications", "-R", type=int, default=500)

@@ -112,6 +112,21 @@ class Family(ABC):
     def validate_y(self, y: np.ndarray) -> None:
         """Raise ``ValueError`` when ``y`` (host array) leaves the family's support."""
 
+    def in_support(self, y: Any) -> Any:
+        """``True`` when every entry of ``y`` lies in the family's support (any namespace)."""
+        xp = get_namespace(y)
+        return xp.all(xp.isfinite(y))
+
+    def check_y(self, y: Any) -> None:
+        """:meth:`validate_y` for an array of any namespace, on its device.
+
+        One scalar crosses to the host when ``y`` is valid; the whole array only when it is
+        not, to name the offending values.
+        """
+        if not bool(self.in_support(y)):
+            self.validate_y(to_numpy(y))
+            raise ValueError(f"y leaves the support of the {self.name} family")
+
     def check_eta(self, eta: Any) -> None:  # noqa: B027 - a no-op for families that cannot overflow
         """Raise ``FloatingPointError`` when the mean overflows at some ``eta`` (host check)."""
 
@@ -222,6 +237,10 @@ class Binomial(Family):
     def deviance(self, y: Any, eta: Any) -> Any:
         return 2.0 * self.loss(y, eta)
 
+    def in_support(self, y: Any) -> Any:
+        xp = get_namespace(y)
+        return xp.all((y == 0.0) | (y == 1.0))
+
     def validate_y(self, y: np.ndarray) -> None:
         bad = ~((y == 0) | (y == 1))
         if np.any(bad):
@@ -293,6 +312,10 @@ class Poisson(Family):
         )
         rho = y - mu * S
         return rho, -mu * S, -mu * S1, -mu * S, -mu * S1, -mu * S2
+
+    def in_support(self, y: Any) -> Any:
+        xp = get_namespace(y)
+        return xp.all(xp.isfinite(y) & (y >= 0.0) & (y == xp.round(y)))
 
     def validate_y(self, y: np.ndarray) -> None:
         if not np.all(np.isfinite(y)):

@@ -10,6 +10,7 @@ import pytest
 import gfgsm.report as report
 from gfgsm.mc import load, run
 from gfgsm.mc.measures import format_estimate, performance
+from gfgsm.mc.registry import get_study
 
 
 def _smoke_section(preset: str, results: Path, figures: Path) -> report.Section:
@@ -57,3 +58,22 @@ def test_markdown_table_and_provenance(tmp_path):
     assert t.splitlines()[0] == "| a | b |" and "| 1.235 | x |" in t
     with pytest.raises(FileNotFoundError):
         report.provenance(tmp_path / "nothing")
+
+
+def test_report_run_options_reach_every_study(monkeypatch, tmp_path):
+    """``gfgsm report --backend/--executor/--workers`` apply to the sections' studies."""
+    import gfgsm.mc
+    import gfgsm.report as rep
+
+    seen = []
+    monkeypatch.setattr(gfgsm.mc, "run", lambda *a, **k: seen.append(k) or tmp_path)
+    rep.run_study(get_study("smoke"), "quick", tmp_path)
+    rep.RUN_OPTIONS.update(backend="cupy")
+    try:
+        rep.run_study(get_study("smoke"), "quick", tmp_path)
+        rep.RUN_OPTIONS.update(executor="dask", workers=3)
+        rep.run_study(get_study("smoke"), "quick", tmp_path, executor="processes", workers=2)
+    finally:
+        rep.RUN_OPTIONS.clear()
+    assert [(k["backend"], k["executor"], k["workers"]) for k in seen] == [
+        (None, "processes", 2), ("cupy", "local", 2), ("cupy", "dask", 3)]

@@ -4,9 +4,12 @@
 
 1. opens (or creates) the store at ``out``; a store of another study definition is refused;
 2. cuts every condition's replications into chunks (``chunk_size``, or as many as fit in
-   ``memory_budget`` bytes), skipping chunks already finished and verified;
-3. computes each missing chunk with :func:`compute_chunk` on the chosen executor and writes it
-   as soon as it arrives.
+   ``memory_budget`` bytes: a quarter of the free device memory on CuPy, 256 MB on the host),
+   skipping chunks already finished and verified;
+3. fuses the chunks of conditions that share the family, ``n`` and ``p``
+   (:func:`fusion_groups`) into one task, computes each task with :func:`compute_group` (one
+   :func:`gfgsm.fit_batch` call per method for the whole group) on the chosen executor, and
+   writes each chunk as soon as its task returns.
 
 :func:`compute_chunk` is a pure function of (study, preset, condition, replication range,
 backend): it draws the chunk's replications as ``(R, n, p)`` arrays directly on the backend
@@ -18,6 +21,7 @@ size, executor or number of workers all give the same numbers.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -28,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._backend import BACKENDS, asarray, resolve_backend, to_numpy
+from .._backend import BACKENDS, get_namespace, resolve_backend, to_numpy
 from ..batch import fit_batch
 from ..rng import GENERATOR, Stream
 from .executors import run_tasks
@@ -37,7 +41,7 @@ from .seeds import condition_key, replication_seed
 from .spec import Study
 from .store import ResultStore
 
-__all__ = ["chunk_bounds", "compute_chunk", "param_rows", "run"]
+__all__ = ["chunk_bounds", "compute_chunk", "compute_group", "fusion_groups", "param_rows", "run"]
 
 #: What draws the data of a study with a compute hook (the networks): NumPy generators seeded
 #: by one ``SeedSequence`` per replication (:func:`gfgsm.mc.seeds.replication_seed`).
@@ -53,6 +57,39 @@ def chunk_bounds(reps: int, chunk_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + chunk_size, reps)) for s in range(0, reps, chunk_size)]
 
 
+def fusion_key(study: Study, condition: dict[str, Any]) -> tuple[Any, ...]:
+    """Conditions with equal keys are drawn and fitted as one batch (:func:`compute_group`).
+
+    The key is what one :func:`gfgsm.fit_batch` call must share: the family (with its
+    dispersion), ``n`` and ``p``.  The methods are the study's, common to every condition.
+    """
+    dgp = study.make_dgp(condition)
+    return (repr(dgp.family), int(condition["n"]), dgp.design.p)
+
+
+def fusion_groups(study: Study, preset: str) -> list[list[int]]:
+    """The conditions of a preset grouped by :func:`fusion_key`, in order of first appearance
+    (each condition alone for a study with a compute hook)."""
+    conds = study.conditions(preset)
+    if study.compute is not None:
+        return [[c] for c in range(len(conds))]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for c, cond in enumerate(conds):
+        groups.setdefault(fusion_key(study, cond), []).append(c)
+    return list(groups.values())
+
+
+def default_memory_budget(backend: str | None) -> float:
+    """Bytes one batched fit may use: a quarter of the free device memory on CuPy; 256 MB on
+    the host (larger batches are no faster on CPU cores, measured in benchmarks/README.md)."""
+    if backend == "cupy":  # pragma: no cover - no GPU in CI
+        import cupy
+
+        free, _ = cupy.cuda.Device().mem_info
+        return 0.25 * float(free)
+    return 256e6
+
+
 def _auto_chunk(study: Study, preset: str, memory_budget: float) -> int:
     conds = study.conditions(preset)
     reps = study.preset(preset).reps
@@ -61,9 +98,11 @@ def _auto_chunk(study: Study, preset: str, memory_budget: float) -> int:
     if study.compute is not None:
         return reps
     worst = max(int(c["n"]) * (study.make_dgp(c).design.p + 2) for c in conds)
-    # A BIC-tuned method fits every replication once per grid point in one call.
+    # A BIC-tuned method fits every replication once per grid point in one call, and a fused
+    # group fits every condition of the group in that call too.
     fits = max(max(len(m.grid), 1) for m in study.methods)
-    return max(1, min(reps, int(memory_budget // (worst * fits * _BYTES_PER_CELL))))
+    width = max(len(g) for g in fusion_groups(study, preset))
+    return max(1, min(reps, int(memory_budget // (worst * fits * width * _BYTES_PER_CELL))))
 
 
 def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: int,
@@ -72,47 +111,78 @@ def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: i
 
     One row per replication x method x parameter (intercept first): the condition's factors,
     ``method``, ``rep``, ``param``, ``estimate``, ``true``, ``converged``, ``status``,
-    ``n_iter``, ``kkt``, ``objective``, ``lam``.
+    ``n_iter``, ``kkt``, ``objective``, ``lam``.  The same rows as the condition's part of
+    any :func:`compute_group` that holds it.
     """
-    cond = study.conditions(preset)[condition]
-    dgp = study.make_dgp(cond)
+    return compute_group(study, preset, [(condition, start, stop)], backend)[0]
+
+
+def compute_group(study: Study, preset: str, members: list[tuple[int, int, int]],
+                  backend: str | None = None) -> list[pd.DataFrame]:
+    """The chunks ``(condition, start, stop)`` of conditions sharing a :func:`fusion_key`,
+    drawn and fitted together: one :func:`gfgsm.fit_batch` call per method for all of them.
+
+    Each condition's replications are drawn on the backend from its own key (so a chunk's
+    data do not depend on its group), stacked, and fitted with each problem's own ``lam``;
+    each problem's fit does not depend on the others in its batch, so the rows equal those of
+    the chunks computed one by one.  Per method, the estimates and fit statistics cross to the
+    host once.  Returns one frame per member, in order.
+    """
+    conds = study.conditions(preset)
     if study.compute is not None:
-        return _compute_hook(study, cond, condition, dgp, start, stop, backend)
-    n = int(cond["n"])
+        return [_compute_hook(study, conds[c], c, study.make_dgp(conds[c]), s, e, backend)
+                for c, s, e in members]
     xp = resolve_backend(backend)
-    stream = Stream.create(condition_key(study.seed, condition),
-                           np.arange(start, stop, dtype=np.uint64), xp)
-    X, y = dgp.draw_stream(n, stream)
-    R = stop - start
-    theta0 = np.asarray(dgp.theta0, dtype=float)
-    q = theta0.size
-    params = np.array(["intercept"] + [f"beta{j}" for j in range(1, q)], dtype=object)
-    frames = []
+    dgps = [study.make_dgp(conds[c]) for c, _, _ in members]
+    keys = {fusion_key(study, conds[c]) for c, _, _ in members}
+    if len(keys) != 1:
+        raise ValueError(f"compute_group: members {members} do not share a fusion key ({keys})")
+    n = int(conds[members[0][0]]["n"])
+    Xs, ys = [], []
+    for (c, s, e), dgp in zip(members, dgps, strict=True):
+        stream = Stream.create(condition_key(study.seed, c), np.arange(s, e, dtype=np.uint64), xp)
+        X, y = dgp.draw_stream(n, stream)
+        Xs.append(X)
+        ys.append(y)
+    X = Xs[0] if len(Xs) == 1 else xp.concat(Xs, axis=0)
+    y = ys[0] if len(ys) == 1 else xp.concat(ys, axis=0)
+    sizes = [e - s for _, s, e in members]
+    bounds = np.cumsum([0, *sizes])
+    family = dgps[0].family
+    frames: list[list[pd.DataFrame]] = [[] for _ in members]
     for m in study.methods:
-        lam = m.lam(cond, dgp)
+        lams = [m.lam(conds[c], dgp) for (c, _, _), dgp in zip(members, dgps, strict=True)]
+        lam = np.repeat(np.asarray(lams, dtype=float), sizes)
         if m.select is None:
-            fit = fit_batch(X, y, family=dgp.family, lam=lam, backend=backend, warn=False,
+            fit = fit_batch(X, y, family=family, lam=lam, backend=backend, warn=False,
                             **m.fit_options())
-            est = np.c_[to_numpy(fit.intercept), to_numpy(fit.coef)]
-            lam_used = np.full(R, lam)
-            per = _per_rep(fit, np.arange(R))
+            est, per = _host_results(fit, None)
+            lam_used = lam
         else:
-            est, lam_used, per = _fit_selected(X, y, dgp, m, lam, backend)
-        frame = {
-            "condition": np.full(R * q, condition, dtype=np.int64),
-            **{k: np.repeat(np.asarray([_scalar(v)], dtype=object), R * q)
-               for k, v in cond.items()},
-            **param_rows(m.name, np.arange(start, stop), params, est, theta0,
-                         {**per, "lam": lam_used.astype(float)}),
-        }
-        frames.append(pd.DataFrame(frame))
-    df = pd.concat(frames, ignore_index=True)
-    for k, v in cond.items():
-        df[k] = df[k].astype(_dtype(_scalar(v)))
-    df["method"] = df["method"].astype(str)
-    df["param"] = df["param"].astype(str)
-    df["status"] = df["status"].astype(str)
-    return df
+            est, lam_used, per = _fit_selected(X, y, family, m, lam, backend)
+        for k, ((c, s, e), dgp) in enumerate(zip(members, dgps, strict=True)):
+            sl = slice(int(bounds[k]), int(bounds[k + 1]))
+            theta0 = np.asarray(dgp.theta0, dtype=float)
+            q = theta0.size
+            params = np.array(["intercept"] + [f"beta{j}" for j in range(1, q)], dtype=object)
+            R = e - s
+            frames[k].append(pd.DataFrame({
+                "condition": np.full(R * q, c, dtype=np.int64),
+                **{f: np.repeat(np.asarray([_scalar(v)], dtype=object), R * q)
+                   for f, v in conds[c].items()},
+                **param_rows(m.name, np.arange(s, e), params, est[sl], theta0,
+                             {**{f: v[sl] for f, v in per.items()},
+                              "lam": lam_used[sl].astype(float)}),
+            }))
+    out = []
+    for (c, _, _), parts in zip(members, frames, strict=True):
+        df = pd.concat(parts, ignore_index=True)
+        for f, v in conds[c].items():
+            df[f] = df[f].astype(_dtype(_scalar(v)))
+        for f in ("method", "param", "status"):
+            df[f] = df[f].astype(str)
+        out.append(df)
+    return out
 
 
 def param_rows(method: str, reps: np.ndarray, params: Any, est: np.ndarray, true: np.ndarray,
@@ -158,54 +228,65 @@ def _compute_hook(study: Study, cond: dict[str, Any], condition: int, dgp: Any, 
     return df
 
 
-def _per_rep(fit: Any, idx: np.ndarray) -> dict[str, np.ndarray]:
-    return {
-        "converged": to_numpy(fit.converged).astype(bool)[idx],
-        "status": np.asarray(fit.status, dtype=object)[idx],
-        "n_iter": to_numpy(fit.n_iter).astype(np.int64)[idx],
-        "kkt": to_numpy(fit.kkt).astype(float)[idx],
-        "objective": to_numpy(fit.objective).astype(float)[idx],
+def _host_results(fit: Any, idx: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The estimates ``(R, p + 1)`` (intercept first) and per-replication fit statistics of a
+    :class:`gfgsm.batch.BatchResult`, rows ``idx`` (all when ``None``), moved to the host in
+    one transfer."""
+    xp = get_namespace(fit.coef)
+    num = xp.concat([xp.reshape(fit.intercept, (-1, 1)), fit.coef,
+                     xp.stack([xp.astype(fit.converged, xp.float64),
+                               xp.astype(fit.n_iter, xp.float64), fit.kkt, fit.objective],
+                              axis=1)], axis=1)
+    if idx is not None:
+        num = xp.take(num, xp.asarray(idx), axis=0)
+    host = to_numpy(num)
+    q = int(fit.coef.shape[1]) + 1
+    status = np.asarray(fit.status, dtype=object)
+    return np.ascontiguousarray(host[:, :q]), {
+        "converged": host[:, q] != 0.0,
+        "status": status if idx is None else status[idx],
+        "n_iter": host[:, q + 1].astype(np.int64),
+        "kkt": host[:, q + 2],
+        "objective": host[:, q + 3],
     }
 
 
-def _fit_selected(X: Any, y: Any, dgp: Any, m: Any, lam: float,
-                  backend: str | None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Fit every replication on the grid ``lam * g`` at once and keep the smallest BIC.
+def _fit_selected(X: Any, y: Any, family: Any, m: Any, lam: np.ndarray, backend: str | None
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Fit every replication on the grid ``lam_r * g`` at once and keep the smallest BIC.
 
-    The ``R x L`` problems go through one ``fit_batch`` call (replication-major).  BIC uses
-    the likelihood, not the method's objective, so every method is tuned by the same rule.
-    Non-converged grid points are never selected (a replication whose grid has no converged
-    point is reported non-converged at the smallest BIC).
+    The ``R x L`` problems go through one ``fit_batch`` call (replication-major), on the
+    backend; BIC is computed there too and only the ``R x L`` criteria and the selected fits
+    cross to the host.  BIC uses the likelihood, not the method's objective, so every method
+    is tuned by the same rule.  Non-converged grid points are never selected (a replication
+    whose grid has no converged point is reported non-converged at the smallest BIC).
     """
     from ..families import get_family
 
+    xp = get_namespace(X)
     grid = np.asarray(m.grid, dtype=float)
     L = grid.size
-    Xn, yn = to_numpy(X), to_numpy(y)
-    R, n, _ = Xn.shape
-    lams = np.tile(lam * grid, R)
-    xp = resolve_backend(backend)
-    XX = asarray(np.repeat(Xn, L, axis=0), xp)
-    YY = asarray(np.repeat(yn, L, axis=0), xp)
-    fit = fit_batch(XX, YY, family=dgp.family, lam=lams, backend=backend, warn=False,
+    R, n = int(X.shape[0]), int(X.shape[1])
+    lams = (np.asarray(lam, dtype=float)[:, None] * grid[None, :]).reshape(-1)
+    XX = xp.repeat(X, L, axis=0)
+    YY = xp.repeat(y, L, axis=0)
+    fit = fit_batch(XX, YY, family=family, lam=lams, backend=backend, warn=False,
                     **m.fit_options())
-    est = np.c_[to_numpy(fit.intercept), to_numpy(fit.coef)]  # (R L, p + 1)
-    eta = est[:, :1] + np.einsum("rnp,rp->rn", np.repeat(Xn, L, axis=0), est[:, 1:])
-    fam = get_family(dgp.family)
-    yy = np.repeat(yn, L, axis=0)
-    df = 1 + np.count_nonzero(est[:, 1:], axis=1)
+    eta = xp.reshape(fit.intercept, (-1, 1)) + xp.matmul(XX, fit.coef[..., None])[..., 0]
+    df = 1.0 + xp.sum(xp.astype(fit.coef != 0.0, xp.float64), axis=1)
+    fam = get_family(family)
     if fam.name == "gaussian":
-        rss = np.sum((yy - eta) ** 2, axis=1)
-        bic = n * np.log(np.maximum(rss, 1e-300) / n) + np.log(n) * df
+        rss = xp.sum((YY - eta) ** 2, axis=1)
+        bic = n * xp.log(xp.maximum(rss, 1e-300) / n) + math.log(n) * df
     else:
-        bic = np.sum(to_numpy(fam.deviance(yy, eta)), axis=1) + np.log(n) * df
-    conv = to_numpy(fit.converged).astype(bool)
-    bic = np.where(conv, bic, np.inf).reshape(R, L)
+        bic = xp.sum(fam.deviance(YY, eta), axis=1) + math.log(n) * df
+    bic = to_numpy(xp.where(fit.converged, bic, xp.inf)).reshape(R, L)
     best = np.argmin(bic, axis=1)
     none = ~np.isfinite(bic.min(axis=1))
     best = np.where(none, 0, best)
     idx = np.arange(R) * L + best
-    return est[idx], lams[idx], _per_rep(fit, idx)
+    est, per = _host_results(fit, idx)
+    return est, lams[idx], per
 
 
 def _scalar(v: Any) -> Any:
@@ -252,7 +333,7 @@ def run(
     workers: int | None = None,
     chunk_size: int | None = None,
     reps: int | None = None,
-    memory_budget: float = 256e6,
+    memory_budget: float | None = None,
     progress: bool | None = None,
 ) -> Path:
     """Run (or resume) ``study`` under ``preset``, writing the results store ``out``.
@@ -266,6 +347,8 @@ def run(
     executor : ``"local"``, ``"processes"`` or ``"dask"`` (with ``scheduler`` an address, or a
         ``LocalCluster`` of ``workers`` processes when it is ``None``).
     chunk_size : replications per chunk (default: as many as ``memory_budget`` bytes allow).
+    memory_budget : bytes one batched fit of a fused group may use (default:
+        :func:`default_memory_budget` of the backend).
     reps : replications per condition, overriding the preset's (a different definition).
     progress : a progress bar on stderr (default: only when stderr is a terminal).
 
@@ -284,6 +367,8 @@ def run(
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     out = Path(out) if out is not None else Path("results") / f"{study.name}-{preset}"
     reps = study.preset(preset).reps
+    if memory_budget is None:
+        memory_budget = default_memory_budget(backend)
     cs = chunk_size or _auto_chunk(study, preset, memory_budget)
     definition = study.definition(preset)
     manifest = {
@@ -297,21 +382,28 @@ def run(
     }
     store = ResultStore.create_or_open(out, manifest)
     conds = definition["conditions"]
-    tasks = [(study, preset, c, s, e, backend)
-             for c in range(len(conds)) for s, e in chunk_bounds(reps, cs)
-             if not store.is_done(c, s, e)]
-    total = sum(t[4] - t[3] for t in tasks)
+    # One task per fusion group and replication range: the group's unfinished chunks.
+    tasks = []
+    for group in fusion_groups(study, preset):
+        for s, e in chunk_bounds(reps, cs):
+            members = [(c, s, e) for c in group if not store.is_done(c, s, e)]
+            if members:
+                tasks.append((study, preset, members, backend))
+    total = sum(e - s for t in tasks for _, s, e in t[2])
     bar = _progress(total, len(conds), progress)
     t0 = time.perf_counter()
     try:
-        for task, df in run_tasks(_timed_chunk, tasks, executor=executor, workers=workers,
-                                  scheduler=scheduler):
-            _, _, c, s, e, _ = task
-            frame, seconds = df
-            store.write_chunk(c, s, e, frame, seconds=seconds)
-            if bar is not None:
-                bar.update(e - s)
-                bar.set_postfix_str(f"condition {c + 1}/{len(conds)}")
+        for task, result in run_tasks(_timed_group, tasks, executor=executor, workers=workers,
+                                      scheduler=scheduler):
+            members = task[2]
+            frames, seconds = result
+            size = sum(e - s for _, s, e in members)
+            for (c, s, e), frame in zip(members, frames, strict=True):
+                # The group's time, shared in proportion to the replications.
+                store.write_chunk(c, s, e, frame, seconds=seconds * (e - s) / size)
+                if bar is not None:
+                    bar.update(e - s)
+                    bar.set_postfix_str(f"condition {c + 1}/{len(conds)}")
     finally:
         if bar is not None:
             bar.close()
@@ -321,11 +413,11 @@ def run(
     return out
 
 
-def _timed_chunk(study: Study, preset: str, c: int, s: int, e: int,
-                 backend: str | None) -> tuple[pd.DataFrame, float]:
+def _timed_group(study: Study, preset: str, members: list[tuple[int, int, int]],
+                 backend: str | None) -> tuple[list[pd.DataFrame], float]:
     t = time.perf_counter()
-    df = compute_chunk(study, preset, c, s, e, backend)
-    return df, time.perf_counter() - t
+    frames = compute_group(study, preset, members, backend)
+    return frames, time.perf_counter() - t
 
 
 def _progress(total: int, n_conditions: int, enabled: bool | None) -> Any:

@@ -117,14 +117,30 @@ def provenance(store: Path) -> str:
             f"spawn_key=(c, r)); definition hash `{m['study_hash'][:16]}`; store `{store}`.")
 
 
+#: Run options of the report being built (``gfgsm report --backend --executor --workers``),
+#: applied by :func:`run_study` to every section's study.
+RUN_OPTIONS: dict[str, Any] = {}
+
+
 def run_study(study: Any, preset: str, results: str | Path, executor: str = "processes",
               workers: int = 2, chunk_size: int | None = None) -> Path:
     """Run (or resume) a section's study into ``results/<name>-<preset>`` without a progress
-    bar (:func:`gfgsm.mc.run`) and return the store's path."""
+    bar (:func:`gfgsm.mc.run`) and return the store's path.
+
+    The report's :data:`RUN_OPTIONS` win over the section's ``executor`` and ``workers``; on
+    the ``cupy`` backend the default executor is ``local`` (one process owns the device).
+    """
     from ..mc import run
 
-    return run(study, preset, Path(results) / f"{study.name}-{preset}", executor=executor,
-               workers=workers, chunk_size=chunk_size, progress=False)
+    backend = RUN_OPTIONS.get("backend")
+    if RUN_OPTIONS.get("executor") is not None:
+        executor = RUN_OPTIONS["executor"]
+    elif backend == "cupy":
+        executor = "local"
+    if RUN_OPTIONS.get("workers") is not None:
+        workers = RUN_OPTIONS["workers"]
+    return run(study, preset, Path(results) / f"{study.name}-{preset}", backend=backend,
+               executor=executor, workers=workers, chunk_size=chunk_size, progress=False)
 
 
 def sections() -> list[tuple[str, Callable[..., Section]]]:
@@ -134,20 +150,32 @@ def sections() -> list[tuple[str, Callable[..., Section]]]:
 
 
 def build_report(preset: str = "quick", results: str | Path | None = None,
-                 out: str | Path = "reports", only: Iterable[str] | None = None) -> Path:
-    """Run every section (its study first) and write ``out/README.md`` with its figures."""
+                 out: str | Path = "reports", only: Iterable[str] | None = None, *,
+                 backend: str | None = None, executor: str | None = None,
+                 workers: int | None = None) -> Path:
+    """Run every section (its study first) and write ``out/README.md`` with its figures.
+
+    ``backend``, ``executor`` and ``workers`` apply to every section's study
+    (:data:`RUN_OPTIONS`); ``None`` keeps the sections' own (2 worker processes, NumPy).
+    """
     out = Path(out)
     results = Path(results) if results is not None else Path("results")
     figures = out / "figures"
     out.mkdir(parents=True, exist_ok=True)
     wanted = set(only) if only is not None else None
     done: list[tuple[Section, float]] = []
-    for name, fn in sections():
-        if wanted is not None and name not in wanted:
-            continue
-        t0 = time.perf_counter()
-        sec = fn(preset, results, figures)
-        done.append((sec, time.perf_counter() - t0))
+    saved = dict(RUN_OPTIONS)
+    RUN_OPTIONS.update(backend=backend, executor=executor, workers=workers)
+    try:
+        for name, fn in sections():
+            if wanted is not None and name not in wanted:
+                continue
+            t0 = time.perf_counter()
+            sec = fn(preset, results, figures)
+            done.append((sec, time.perf_counter() - t0))
+    finally:
+        RUN_OPTIONS.clear()
+        RUN_OPTIONS.update(saved)
     text = _render(done, preset, out)
     (out / "README.md").write_text(text)
     return out / "README.md"
