@@ -29,7 +29,8 @@ import pandas as pd
 import gfgsm
 from gfgsm.mc import LamRule, MethodSpec, Preset, Study, run
 from gfgsm.mc.runner import compute_chunk
-from gfgsm.mc.seeds import replication_seed
+from gfgsm.mc.seeds import condition_key, condition_seed
+from gfgsm.rng import Stream
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_fit_batch import lbfgs_gfgsm
@@ -59,8 +60,11 @@ def loop_study(study: Study, reps: int) -> pd.DataFrame:
     n = cond["n"]
     lam = cond["lam0"] / math.sqrt(n)
     rows = []
+    key = condition_key(study.seed, 0)
+    xp = gfgsm._backend.resolve_backend("numpy")
     for r in range(reps):
-        X, y = dgp.draw(n, np.random.default_rng(replication_seed(study.seed, 0, r)))
+        X, y = dgp.draw_stream(n, Stream.create(key, [r], xp))
+        X, y = X[0], y[0]
         est = lbfgs_gfgsm(X, y, lam)
         for j, (e, t) in enumerate(zip(est, dgp.theta0, strict=True)):
             rows.append({"rep": r, "param": j, "estimate": e, "true": t})
@@ -91,10 +95,7 @@ def main() -> None:
         dgp = make_dgp(cond)
         n = cond["n"]
         t0 = time.perf_counter()
-        draws = [dgp.draw(n, np.random.default_rng(replication_seed(study.seed, 0, r)))
-                 for r in range(R)]
-        X = np.stack([d[0] for d in draws])
-        y = np.stack([d[1] for d in draws])
+        X, y = dgp.sample(n, seed=condition_seed(study.seed, 0), R=R)
         t_sample = time.perf_counter() - t0
         # Same chunks as the engine's (its memory budget decides their size).
         cs = max(r["chunk_size"] for r in store.runs()) if store.runs() else R
@@ -116,7 +117,7 @@ def main() -> None:
     for name, t in (("engine, local executor", timings["local"]),
                     ("engine, processes (2 workers)", timings["processes"]),
                     ("bare fit_batch (data drawn)", t_fit),
-                    ("drawing the data (host)", t_sample),
+                    ("drawing the data (counter-based)", t_sample),
                     (f"loop of single fits ({args.loop_reps} timed)", t_loop)):
         print(f"{name:34s} {t:9.2f} {R / t:9.0f}")
     over = timings["local"] / t_fit - 1

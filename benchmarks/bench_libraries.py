@@ -53,6 +53,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -91,6 +92,22 @@ def _count_convergence_warnings(caught: list[warnings.WarningMessage]) -> int:
                for w in caught)
 
 
+def _fit_each(X: np.ndarray, y: np.ndarray, fit_one: Callable[[np.ndarray, np.ndarray], Any]
+              ) -> tuple[np.ndarray, int]:
+    """``fit_one(X_r, y_r) -> (intercept, coef)`` for every problem, counting the problems
+    whose fit raised a convergence warning; ``((R, p + 1) [intercept, coef], #warned)``."""
+    out = np.empty((X.shape[0], X.shape[2] + 1))
+    warned = 0
+    for r in range(X.shape[0]):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            intercept, coef = fit_one(X[r], y[r])
+        warned += _count_convergence_warnings(caught) > 0
+        out[r, 0] = np.ravel(intercept)[0]
+        out[r, 1:] = np.ravel(coef)
+    return out, warned
+
+
 def skglm_loop(solver_name: str, family: str, tol: float) -> Loop:
     """A loop over ``skglm.GeneralizedLinearEstimator(datafit, L1(lam), solver)``.
 
@@ -105,21 +122,14 @@ def skglm_loop(solver_name: str, family: str, tol: float) -> Loop:
     datafit_cls = Logistic if family == "binomial" else Poisson
 
     def loop(X: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, int]:
-        out = np.empty((X.shape[0], X.shape[2] + 1))
-        warned = 0
-        for r in range(X.shape[0]):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                m = GeneralizedLinearEstimator(
-                    datafit_cls(), L1(lam),
-                    solver_cls(tol=tol, max_iter=1000, fit_intercept=True),
-                )
-                # skglm's coordinate updates read columns: Fortran order is its fast layout.
-                m.fit(np.asfortranarray(X[r]), y[r])
-            warned += _count_convergence_warnings(caught) > 0
-            out[r, 0] = np.ravel(m.intercept_)[0]
-            out[r, 1:] = np.ravel(m.coef_)
-        return out, warned
+        def fit_one(Xr: np.ndarray, yr: np.ndarray) -> tuple[Any, Any]:
+            m = GeneralizedLinearEstimator(
+                datafit_cls(), L1(lam), solver_cls(tol=tol, max_iter=1000, fit_intercept=True))
+            # skglm's coordinate updates read columns: Fortran order is its fast layout.
+            m.fit(np.asfortranarray(Xr), yr)
+            return m.intercept_, m.coef_
+
+        return _fit_each(X, y, fit_one)
 
     return loop
 
@@ -132,20 +142,13 @@ def glum_loop(family: str, tol: float) -> Loop:
     from glum import GeneralizedLinearRegressor
 
     def loop(X: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, int]:
-        out = np.empty((X.shape[0], X.shape[2] + 1))
-        warned = 0
-        for r in range(X.shape[0]):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                m = GeneralizedLinearRegressor(
-                    family=family, alpha=lam, l1_ratio=1.0, fit_intercept=True,
-                    gradient_tol=tol, max_iter=1000,
-                )
-                m.fit(X[r], y[r])
-            warned += _count_convergence_warnings(caught) > 0
-            out[r, 0] = m.intercept_
-            out[r, 1:] = m.coef_
-        return out, warned
+        def fit_one(Xr: np.ndarray, yr: np.ndarray) -> tuple[Any, Any]:
+            m = GeneralizedLinearRegressor(family=family, alpha=lam, l1_ratio=1.0,
+                                           fit_intercept=True, gradient_tol=tol, max_iter=1000)
+            m.fit(Xr, yr)
+            return m.intercept_, m.coef_
+
+        return _fit_each(X, y, fit_one)
 
     return loop
 
@@ -159,18 +162,14 @@ def sklearn_saga_loop(tol: float) -> Loop:
 
     def loop(X: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, int]:
         n = X.shape[1]
-        out = np.empty((X.shape[0], X.shape[2] + 1))
-        warned = 0
-        for r in range(X.shape[0]):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                m = LogisticRegression(l1_ratio=1.0, C=1.0 / (n * lam), solver="saga",
-                                       tol=tol, max_iter=100_000)
-                m.fit(X[r], y[r])
-            warned += _count_convergence_warnings(caught) > 0
-            out[r, 0] = m.intercept_[0]
-            out[r, 1:] = m.coef_[0]
-        return out, warned
+
+        def fit_one(Xr: np.ndarray, yr: np.ndarray) -> tuple[Any, Any]:
+            m = LogisticRegression(l1_ratio=1.0, C=1.0 / (n * lam), solver="saga", tol=tol,
+                                   max_iter=100_000)
+            m.fit(Xr, yr)
+            return m.intercept_, m.coef_
+
+        return _fit_each(X, y, fit_one)
 
     return loop
 

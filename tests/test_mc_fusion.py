@@ -78,7 +78,7 @@ def test_store_records_the_generator_and_refuses_another(tmp_path):
 
 
 def test_fused_run_equals_unfused_chunks(tmp_path):
-    out = run(STUDY, "quick", tmp_path / "f", progress=False, chunk_size=7)
+    out = run(STUDY, "quick", tmp_path / "f", progress=False, chunk_size=7, fuse=True)
     got = load(out)
     conds = STUDY.conditions("quick")
     reps = STUDY.preset("quick").reps
@@ -87,3 +87,13 @@ def test_fused_run_equals_unfused_chunks(tmp_path):
     got = got.sort_values(key).reset_index(drop=True)
     want = want.sort_values(key).reset_index(drop=True)[got.columns]
     pd.testing.assert_frame_equal(got, want, check_exact=True, check_dtype=False)
+
+
+def test_fusion_is_on_for_cupy_only_by_default(tmp_path):
+    """Fused or not, the store holds the same rows; the run records which it did."""
+    a = run(STUDY, "quick", tmp_path / "a", progress=False, chunk_size=7)
+    b = run(STUDY, "quick", tmp_path / "b", progress=False, chunk_size=7, fuse=True)
+    assert json.loads((a / "runs.json").read_text())[-1]["fuse"] is False
+    assert json.loads((b / "runs.json").read_text())[-1]["fuse"] is True
+    pd.testing.assert_frame_equal(load(a), load(b), check_exact=True)
+    assert all(len(g) == 1 for g in fusion_groups(STUDY, "quick", fuse=False))

@@ -46,7 +46,8 @@ def test_report_is_built_from_the_store(tmp_path, monkeypatch):
     assert "## Smoke" in text and "**Result.** Largest RMSE of beta1" in text
     assert "![RMSE of beta1 against n](figures/smoke_rmse.png)" in text
     assert (out / "figures" / "smoke_rmse.png").stat().st_size > 1000
-    assert "SeedSequence(20181029, spawn_key=(c, r))" in text
+    assert ("drawn by philox4x32-10/v1 at counter r under the key of "
+            "SeedSequence(20181029, spawn_key=(c,))") in text
     assert "| [Smoke](#smoke) | yes |" in text
     # every number of the table is the store's
     df = pd.read_parquet(next((tmp_path / "results" / "smoke-quick" / "chunks").glob("*.parquet")))

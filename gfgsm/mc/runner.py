@@ -6,8 +6,8 @@
 2. cuts every condition's replications into chunks (``chunk_size``, or as many as fit in
    ``memory_budget`` bytes: a quarter of the free device memory on CuPy, 256 MB on the host),
    skipping chunks already finished and verified;
-3. fuses the chunks of conditions that share the family, ``n`` and ``p``
-   (:func:`fusion_groups`) into one task, computes each task with :func:`compute_group` (one
+3. on CuPy, fuses the chunks of conditions that share the family, ``n`` and ``p``
+   (:func:`fusion_groups`) into one task; computes each task with :func:`compute_group` (one
    :func:`gfgsm.fit_batch` call per method for the whole group) on the chosen executor, and
    writes each chunk as soon as its task returns.
 
@@ -67,11 +67,11 @@ def fusion_key(study: Study, condition: dict[str, Any]) -> tuple[Any, ...]:
     return (repr(dgp.family), int(condition["n"]), dgp.design.p)
 
 
-def fusion_groups(study: Study, preset: str) -> list[list[int]]:
+def fusion_groups(study: Study, preset: str, fuse: bool = True) -> list[list[int]]:
     """The conditions of a preset grouped by :func:`fusion_key`, in order of first appearance
-    (each condition alone for a study with a compute hook)."""
+    (each condition alone when ``fuse`` is false or for a study with a compute hook)."""
     conds = study.conditions(preset)
-    if study.compute is not None:
+    if study.compute is not None or not fuse:
         return [[c] for c in range(len(conds))]
     groups: dict[tuple[Any, ...], list[int]] = {}
     for c, cond in enumerate(conds):
@@ -90,7 +90,7 @@ def default_memory_budget(backend: str | None) -> float:
     return 256e6
 
 
-def _auto_chunk(study: Study, preset: str, memory_budget: float) -> int:
+def _auto_chunk(study: Study, preset: str, memory_budget: float, fuse: bool = False) -> int:
     conds = study.conditions(preset)
     reps = study.preset(preset).reps
     if study.chunk_size is not None:
@@ -101,7 +101,7 @@ def _auto_chunk(study: Study, preset: str, memory_budget: float) -> int:
     # A BIC-tuned method fits every replication once per grid point in one call, and a fused
     # group fits every condition of the group in that call too.
     fits = max(max(len(m.grid), 1) for m in study.methods)
-    width = max(len(g) for g in fusion_groups(study, preset))
+    width = max(len(g) for g in fusion_groups(study, preset, fuse))
     return max(1, min(reps, int(memory_budget // (worst * fits * width * _BYTES_PER_CELL))))
 
 
@@ -334,6 +334,7 @@ def run(
     chunk_size: int | None = None,
     reps: int | None = None,
     memory_budget: float | None = None,
+    fuse: bool | None = None,
     progress: bool | None = None,
 ) -> Path:
     """Run (or resume) ``study`` under ``preset``, writing the results store ``out``.
@@ -349,6 +350,11 @@ def run(
     chunk_size : replications per chunk (default: as many as ``memory_budget`` bytes allow).
     memory_budget : bytes one batched fit of a fused group may use (default:
         :func:`default_memory_budget` of the backend).
+    fuse : draw and fit conditions that share the family, ``n`` and ``p`` as one batch
+        (:func:`fusion_groups`; results are the same either way).  Default: on CuPy only, where
+        larger batches use the device better; on the host the memory budget already sets the
+        batch size, and coarser tasks balance worse across worker processes (measured in
+        benchmarks/README.md).
     reps : replications per condition, overriding the preset's (a different definition).
     progress : a progress bar on stderr (default: only when stderr is a terminal).
 
@@ -369,7 +375,9 @@ def run(
     reps = study.preset(preset).reps
     if memory_budget is None:
         memory_budget = default_memory_budget(backend)
-    cs = chunk_size or _auto_chunk(study, preset, memory_budget)
+    if fuse is None:
+        fuse = backend == "cupy"
+    cs = chunk_size or _auto_chunk(study, preset, memory_budget, fuse)
     definition = study.definition(preset)
     manifest = {
         "study_hash": study.hash(preset),
@@ -384,7 +392,7 @@ def run(
     conds = definition["conditions"]
     # One task per fusion group and replication range: the group's unfinished chunks.
     tasks = []
-    for group in fusion_groups(study, preset):
+    for group in fusion_groups(study, preset, fuse):
         for s, e in chunk_bounds(reps, cs):
             members = [(c, s, e) for c in group if not store.is_done(c, s, e)]
             if members:
@@ -407,7 +415,7 @@ def run(
     finally:
         if bar is not None:
             bar.close()
-    store.record_run({"executor": executor, "workers": workers, "chunk_size": cs,
+    store.record_run({"executor": executor, "workers": workers, "chunk_size": cs, "fuse": fuse,
                       "chunks_computed": len(tasks), "seconds": time.perf_counter() - t0,
                       "backend": backend or "numpy"})
     return out

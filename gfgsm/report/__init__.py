@@ -111,10 +111,16 @@ def provenance(store: Path) -> str:
     grid = {f: sorted({c[f] for c in conds}, key=str) for f in factors}
     grid_txt = "; ".join(f"{k} in {v}" for k, v in grid.items())
     methods = ", ".join(x["name"] for x in st["methods"])
+    if m.get("generator", "").startswith("philox"):
+        seeding = (f"data of replication r of condition c drawn by {m['generator']} at counter "
+                   f"r under the key of SeedSequence({st['seed']}, spawn_key=(c,))")
+    else:
+        seeding = (f"replication r of condition c seeded by SeedSequence({st['seed']}, "
+                   f"spawn_key=(c, r))")
     return (f"Study `{st['name']}` (preset `{st['preset']}`, {st['reps']} replications per "
             f"condition, {len(conds)} conditions: {grid_txt}); methods: {methods}; study seed "
-            f"{st['seed']}, replication r of condition c seeded by SeedSequence({st['seed']}, "
-            f"spawn_key=(c, r)); definition hash `{m['study_hash'][:16]}`; store `{store}`.")
+            f"{st['seed']}, {seeding}; definition hash `{m['study_hash'][:16]}`; store "
+            f"`{store}`.")
 
 
 #: Run options of the report being built (``gfgsm report --backend --executor --workers``),

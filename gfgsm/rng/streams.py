@@ -110,10 +110,6 @@ class Stream:
         """A new variable, derived from this one's id and ``label`` (SHA-256, 32 bits)."""
         return Stream(self.key, self.reps, self.xp, _variable_id(self.variable, label))
 
-    def take(self, keep: Any) -> Stream:
-        """The same variable for the replications selected by ``keep`` (indices or mask)."""
-        return Stream(self.key, self.reps[keep], self.xp, self.variable)
-
     def host_generators(self) -> list[np.random.Generator]:
         """One NumPy ``Generator`` per replication, seeded by 256 bits of its own stream
         (variable ``"host"``): the fallback for user samplers that take a ``Generator``."""
@@ -121,13 +117,6 @@ class Stream:
         return [np.random.default_rng(np.random.SeedSequence(w.tolist())) for w in words]
 
     # --- raw words ---------------------------------------------------------------------------
-    def blocks(self, n_blocks: int, attempt: int = 0) -> tuple[Any, Any, Any, Any]:
-        """Four ``(R, n_blocks)`` arrays of words: block ``b`` of every replication."""
-        xp = self.xp
-        b = xp.reshape(xp.arange(n_blocks, dtype=xp.uint64), (1, n_blocks))
-        r = xp.reshape(self.reps, (self.R, 1))
-        return self._words(b, attempt, r)
-
     def _words(self, c0: Any, attempt: int | Any, rep: Any) -> tuple[Any, Any, Any, Any]:
         xp = self.xp
         c0, rep = xp.broadcast_arrays(c0, rep)
@@ -150,10 +139,22 @@ class Stream:
         n_blocks = -(-m // per_block)
         c0, rep = self._flat_index(n_blocks)
         N = int(c0.shape[0])
-        tile = _HOST_TILE if is_numpy_namespace(xp) else max(N, 1)
-        pieces = [xp.stack(make(self._words(c0[a:a + tile], 0, rep[a:a + tile])), axis=-1)
-                  for a in range(0, N, tile)]
-        out = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
+        if is_numpy_namespace(xp):
+            first = make(self._words(c0[:_HOST_TILE], 0, rep[:_HOST_TILE]))
+            out = np.empty((N, per_block), dtype=first[0].dtype)
+
+            def tile(a: int, parts: Any = None) -> None:
+                b = a + _HOST_TILE
+                if parts is None:
+                    parts = make(self._words(c0[a:b], 0, rep[a:b]))
+                for i, part in enumerate(parts):
+                    out[a:b, i] = part
+
+            tile(0, first)
+            for a in range(_HOST_TILE, N, _HOST_TILE):
+                tile(a)
+        else:
+            out = xp.stack(make(self._words(c0, 0, rep)), axis=-1)
         out = xp.reshape(out, (self.R, n_blocks * per_block))
         return xp.reshape(out[:, :m], (self.R, *shape))
 
