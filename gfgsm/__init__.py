@@ -24,6 +24,25 @@ from .schemes import get_scheme
 
 __version__ = "0.1.0.dev0"
 
+#: Subpackages loaded on first access (PEP 562), so that ``import gfgsm`` stays light: the
+#: engine (pandas, pyarrow; dask only when its executor runs), the networks, the random
+#: numbers, the report and the PyTorch adapter (which needs torch).
+_LAZY = ("mc", "nn", "report", "rng", "torch")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'gfgsm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 __all__ = [
     "DGP",
     "GFGSM",

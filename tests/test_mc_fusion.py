@@ -97,3 +97,10 @@ def test_fusion_is_on_for_cupy_only_by_default(tmp_path):
     assert json.loads((b / "runs.json").read_text())[-1]["fuse"] is True
     pd.testing.assert_frame_equal(load(a), load(b), check_exact=True)
     assert all(len(g) == 1 for g in fusion_groups(STUDY, "quick", fuse=False))
+
+
+def test_host_memory_budget_is_bounded_by_the_host():
+    from gfgsm.mc.runner import default_memory_budget
+
+    budget = default_memory_budget(None)
+    assert 16e6 <= budget <= 256e6

@@ -80,14 +80,19 @@ def fusion_groups(study: Study, preset: str, fuse: bool = True) -> list[list[int
 
 
 def default_memory_budget(backend: str | None) -> float:
-    """Bytes one batched fit may use: a quarter of the free device memory on CuPy; 256 MB on
-    the host (larger batches are no faster on CPU cores, measured in benchmarks/README.md)."""
+    """Bytes one batched fit may use: a quarter of the free device memory on CuPy; on the host
+    256 MB (larger batches are no faster on CPU cores: their working arrays leave the cache,
+    benchmarks/README.md), or less where a quarter of the available memory is less."""
     if backend == "cupy":  # pragma: no cover - no GPU in CI
         import cupy
 
         free, _ = cupy.cuda.Device().mem_info
         return 0.25 * float(free)
-    return 256e6
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not a POSIX host
+        return 256e6
+    return float(min(256e6, max(16e6, 0.25 * available)))
 
 
 def _auto_chunk(study: Study, preset: str, memory_budget: float, fuse: bool = False) -> int:
