@@ -199,3 +199,31 @@ def test_cli_list_run_summarize(tmp_path):
 def test_registry_lists_the_smoke_study():
     assert SMOKE in list_studies()
     assert chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_bitwise_across_executors_where_blas_would_thread(tmp_path, monkeypatch):
+    """The local executor computes with one BLAS thread, as the workers do, and the population
+    D of a lam rule is computed with one thread wherever it is computed, so stores are the same
+    bits on every executor.  (Before: the Monte Carlo D of consistency's matched-PL rule came
+    out 1-3 ulp apart with two BLAS threads, and so did every PL estimate that used it.)"""
+    import gfgsm.mc.spec as spec
+
+    study = get_study("consistency")
+    kw = {"reps": 4, "chunk_size": 2, "progress": False}
+    # Workers first, each computing D itself (nothing cached in this process to inherit).
+    monkeypatch.setattr(spec, "_D_CACHE", {})
+    procs = load(run(study, "quick", tmp_path / "procs", executor="processes", workers=2, **kw))
+    assert spec._D_CACHE == {}
+    local = load(run(study, "quick", tmp_path / "local", **kw))
+    pd.testing.assert_frame_equal(local, procs, check_exact=True)
+    # D itself, wherever it is computed, does not depend on the caller's BLAS threads.
+    dgp = study.make_dgp(study.conditions("quick")[0])
+    monkeypatch.setattr(spec, "_D_CACHE", {})
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2):
+        two = spec._population_D("k", dgp)
+    monkeypatch.setattr(spec, "_D_CACHE", {})
+    with threadpool_limits(1):
+        one = spec._population_D("k", dgp)
+    assert one == two

@@ -9,6 +9,7 @@ its own seed (:mod:`gfgsm.mc.seeds`) and each problem is solved on its own insid
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -36,8 +37,12 @@ def run_tasks(
     if scheduler is not None and executor != "dask":
         raise ValueError("--scheduler applies to --executor dask only")
     if executor == "local":
+        # The same single BLAS thread as every worker process: multithreaded BLAS sums in
+        # another order, and results must be the same bits on every executor (README).
         for task in tasks:
-            yield task, fn(*task)
+            with _blas_threads(1):
+                result = fn(*task)
+            yield task, result
         return
     if executor == "processes":
         with cf.ProcessPoolExecutor(max_workers=workers or 2,
@@ -52,6 +57,15 @@ def run_tasks(
 #: Each worker process computes with one BLAS thread: the workers already use every core, and
 #: BLAS threads on top of them would oversubscribe it (results do not depend on this).
 _ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _blas_threads(n: int) -> Any:
+    """A context that limits the BLAS and OpenMP pools to ``n`` threads (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        return contextlib.nullcontext()
+    return threadpool_limits(n)
 
 
 def _one_blas_thread() -> None:

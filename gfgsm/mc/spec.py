@@ -114,9 +114,15 @@ def _population_D(key: str, dgp: DGP) -> tuple[float, float]:
     """``(D, phi)`` of a DGP from :func:`gfgsm.theory.quantities` with a fixed seed (cached),
     so every worker computes the same level."""
     if key not in _D_CACHE:
+        from threadpoolctl import threadpool_limits
+
         from ..theory import quantities
 
-        q = quantities(dgp, seed=0)
+        # One BLAS thread wherever it is computed: the Monte Carlo integral's sums come out
+        # 1-3 ulp apart with more threads, and the level must be the same bits in the main
+        # process and in every worker.
+        with threadpool_limits(1):
+            q = quantities(dgp, seed=0)
         _D_CACHE[key] = (float(q.D), float(q.phi))
     return _D_CACHE[key]
 
