@@ -216,6 +216,9 @@ def test_bitwise_across_executors_where_blas_would_thread(tmp_path, monkeypatch)
     assert spec._D_CACHE == {}
     local = load(run(study, "quick", tmp_path / "local", **kw))
     pd.testing.assert_frame_equal(local, procs, check_exact=True)
+    monkeypatch.setattr(spec, "_D_CACHE", {})
+    dask = load(run(study, "quick", tmp_path / "dask", executor="dask", workers=2, **kw))
+    pd.testing.assert_frame_equal(dask, procs, check_exact=True)
     # D itself, wherever it is computed, does not depend on the caller's BLAS threads.
     dgp = study.make_dgp(study.conditions("quick")[0])
     monkeypatch.setattr(spec, "_D_CACHE", {})
