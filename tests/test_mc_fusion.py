@@ -104,3 +104,13 @@ def test_host_memory_budget_is_bounded_by_the_host():
 
     budget = default_memory_budget(None)
     assert 16e6 <= budget <= 256e6
+
+
+def test_network_study_runs_on_the_array_backend():
+    """A compute-hook study trains on the backend it is given: nn_teacher's chunk on
+    array_api_strict equals NumPy's (its data are drawn on the host, recorded as such)."""
+    study = get_study("nn_teacher")
+    a = compute_chunk(study, "quick", 0, 0, 2)
+    b = compute_chunk(study, "quick", 0, 0, 2, backend="array_api_strict")
+    np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=1e-12)
+    assert (a["status"] == b["status"]).all()
