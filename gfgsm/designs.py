@@ -201,6 +201,18 @@ class Design(ABC):
         X = np.stack([self.draw_checked(n, rng) for rng in stream.host_generators()])
         return asarray(X, stream.xp)
 
+    def draw_stream_checked(self, n: int, stream: Any) -> Any:
+        """:meth:`draw_stream` with its output checked: shape (R, n, p), finite (one scalar
+        crosses to the host)."""
+        xp = stream.xp
+        X = self.draw_stream(n, stream)
+        if tuple(X.shape) != (stream.R, n, self.p):
+            raise ValueError(f"{self!r} drew an array of shape {tuple(X.shape)}; expected "
+                             f"(R, n, p) = ({stream.R}, {n}, {self.p})")
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError(f"{self!r} drew NaN or infinite values")
+        return X
+
     def draw_checked(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """:meth:`draw` with its output checked: float64, shape (n, p), finite."""
         X = np.asarray(self.draw(n, rng), dtype=np.float64)
@@ -226,7 +238,7 @@ class Design(ABC):
         n = _check_count(n, "n")
         xp = resolve_backend(backend)
         reps = 1 if R is None else _check_count(R, "R")
-        X = self.draw_stream(n, stream_for(seed, reps, xp).child("x"))
+        X = self.draw_stream_checked(n, stream_for(seed, reps, xp).child("x"))
         return X[0, ...] if R is None else X
 
 

@@ -356,14 +356,7 @@ class DGP:
         draw, binomial and poisson from :meth:`Family.draw_stream`.  Everything stays in the
         stream's namespace; given the seed, the values are the same bits on every backend.
         """
-        xp = stream.xp
-        X = self.design.draw_stream(n, stream.child("x"))
-        R = stream.R
-        if tuple(X.shape) != (R, n, self.p):
-            raise ValueError(f"{self.design!r} drew an array of shape {tuple(X.shape)}; "
-                             f"expected (R, n, p) = ({R}, {n}, {self.p})")
-        if not bool(xp.all(xp.isfinite(X))):
-            raise ValueError(f"{self.design!r} drew NaN or infinite values")
+        X = self.design.draw_stream_checked(n, stream.child("x"))
         eta = self.eta_stream(X)
         ys = stream.child("y")
         if self.noise is not None:

@@ -30,6 +30,8 @@ __all__ = ["Binomial", "Family", "Gaussian", "Poisson", "get_family", "sigmoid",
 
 #: Largest ``eta`` with a finite ``exp(eta)`` in float64.
 ETA_MAX_POISSON = math.log(np.finfo(np.float64).max)
+#: Largest poisson mean whose counts are drawn (beyond it they are not exact in float64 draws).
+POISSON_MEAN_MAX = 1e15
 
 
 def softplus(x: Any) -> Any:
@@ -327,7 +329,10 @@ class Poisson(Family):
             raise ValueError(f"poisson y must be integer counts; found e.g. {bad.tolist()}")
 
     def check_eta(self, eta: Any) -> None:
-        m = float(np.max(to_numpy(eta))) if np.size(to_numpy(eta)) else -np.inf
+        # On eta's device: one scalar crosses to the host.
+        xp = get_namespace(eta)
+        eta = xp.asarray(eta)
+        m = float(xp.max(eta)) if math.prod(eta.shape) else -math.inf
         if not m <= ETA_MAX_POISSON:
             raise FloatingPointError(
                 f"poisson mean exp(eta) overflows float64: max eta = {m:.6g} > "
@@ -336,7 +341,7 @@ class Poisson(Family):
 
     def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         mu = np.exp(eta)
-        if np.any(mu > 1e15):
+        if np.any(mu > POISSON_MEAN_MAX):
             raise FloatingPointError(
                 f"poisson mean {mu.max():.3g} is too large to sample counts exactly"
             )
@@ -351,16 +356,12 @@ class Poisson(Family):
         from .rng import _portable
 
         xp = stream.xp
+        self.check_eta(eta)
         top = float(xp.max(eta)) if math.prod(eta.shape) else -math.inf
-        if not top <= ETA_MAX_POISSON:
-            raise FloatingPointError(
-                f"poisson mean exp(eta) overflows float64: max eta = {top:.6g} > "
-                f"{ETA_MAX_POISSON:.6g}"
-            )
-        if not top <= math.log(1e15):
+        if not top <= math.log(POISSON_MEAN_MAX):
             raise FloatingPointError(
                 f"poisson mean {math.exp(top):.3g} is too large to sample counts exactly "
-                "(limit 1e15)"
+                f"(limit {POISSON_MEAN_MAX:g})"
             )
         return stream.poisson(_portable.exp(eta, xp))
 

@@ -94,7 +94,7 @@ class Stream:
 
     @classmethod
     def create(cls, key: tuple[int, int], reps: Any, xp: Any, variable: int = 0) -> Stream:
-        r = np.asarray(to_numpy(reps) if not isinstance(reps, range) else list(reps))
+        r = np.asarray(to_numpy(reps))
         if r.ndim != 1 or (r.size and (r.min() < 0 or r.max() >= 2**32)):
             raise ValueError("reps must be a 1-d sequence of replication indices in [0, 2^32)")
         k0, k1 = (int(k) for k in key)
@@ -140,19 +140,15 @@ class Stream:
         c0, rep = self._flat_index(n_blocks)
         N = int(c0.shape[0])
         if is_numpy_namespace(xp):
-            first = make(self._words(c0[:_HOST_TILE], 0, rep[:_HOST_TILE]))
-            out = np.empty((N, per_block), dtype=first[0].dtype)
-
-            def tile(a: int, parts: Any = None) -> None:
+            out = None
+            # max(N, 1): one (empty) tile still fixes the dtype of an empty draw.
+            for a in range(0, max(N, 1), _HOST_TILE):
                 b = a + _HOST_TILE
-                if parts is None:
-                    parts = make(self._words(c0[a:b], 0, rep[a:b]))
+                parts = make(self._words(c0[a:b], 0, rep[a:b]))
+                if out is None:
+                    out = np.empty((N, per_block), dtype=parts[0].dtype)
                 for i, part in enumerate(parts):
                     out[a:b, i] = part
-
-            tile(0, first)
-            for a in range(_HOST_TILE, N, _HOST_TILE):
-                tile(a)
         else:
             out = xp.stack(make(self._words(c0, 0, rep)), axis=-1)
         out = xp.reshape(out, (self.R, n_blocks * per_block))
