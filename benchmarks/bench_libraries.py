@@ -1,7 +1,7 @@
 """``fit_batch`` (l1 PL) against loops over the libraries a user would pick instead.
 
-The problem, for each of R data sets (the penalized likelihood ``R_n`` of THEORY.md s.3 with an
-unpenalized intercept ``a``):
+The problem, for each of R data sets (the penalized likelihood ``R_n``, ``gfgsm.objective`` with
+``method="pl"``, with an unpenalized intercept ``a``):
 
     minimise  (1/n) sum_i l(y_i, a + x_i' beta) + lam ||beta||_1,
     l(y, eta) = b(eta) - y eta   (logistic: log(1 + e^eta) - y eta;  poisson: e^eta - y eta),
