@@ -41,6 +41,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._backend import to_numpy
 from .batch import fit_batch
 from .families import Family, get_family, sigmoid
+from .objectives import ADVERSARIES
 
 __all__ = ["GFGSM", "PenalizedGLM"]
 
@@ -305,8 +306,10 @@ class GFGSM(_GLMBase):
     scheme : ``None`` or a gradient scheme (THEORY.md s.6): ``"sign"`` or a
         :class:`~gfgsm.schemes.Scheme` instance such as ``gfgsm.get_scheme("lq", q=2)``; its
         induced penalty replaces ``penalty`` (which must then stay ``"l1"``).
-    adversary : ``"fgsm"`` (sign perturbation) or ``"exact"`` (worst case over the l_inf
-        ball; it differs from FGSM only for poisson, where it is convex).
+    adversary : ``"auto"`` (default: the exact worst case over the l_inf ball, reached by the
+        sign perturbation for gaussian and binomial), ``"fgsm"`` (the sign perturbation: for
+        poisson a discontinuous objective that can have no minimiser, flagged
+        ``"sign_cycle"``) or ``"exact"`` (the worst case; convex for poisson).
     clean_weight : Goodfellow's ``alpha`` in ``alpha l(x) + (1 - alpha) l(x_adv)``, in [0, 1].
     fit_intercept : fit the (never penalized, never perturbed) intercept ``a``.
     backend : ``None``/``"numpy"``, ``"cupy"`` or ``"array_api_strict"``; results are NumPy.
@@ -331,7 +334,7 @@ class GFGSM(_GLMBase):
         lam: float = 0.1,
         penalty: Any = "l1",
         scheme: Any = None,
-        adversary: str = "fgsm",
+        adversary: str = "auto",
         clean_weight: float = 0.0,
         fit_intercept: bool = True,
         backend: str | None = None,
@@ -354,8 +357,8 @@ class GFGSM(_GLMBase):
     def _extra_options(self) -> dict[str, Any]:
         if not (_real(self.clean_weight) and 0.0 <= self.clean_weight <= 1.0):
             raise ValueError(f"clean_weight must be a number in [0, 1], got {self.clean_weight!r}")
-        if self.adversary not in ("fgsm", "exact"):
-            raise ValueError(f"adversary must be 'fgsm' or 'exact', got {self.adversary!r}")
+        if self.adversary not in ADVERSARIES:
+            raise ValueError(f"adversary must be one of {ADVERSARIES}, got {self.adversary!r}")
         return {
             "scheme": self.scheme,
             "adversary": self.adversary,

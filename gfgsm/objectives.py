@@ -16,7 +16,8 @@ with one per-observation function ``psi`` of the linear predictor and of the *ad
 where ``alpha`` is Goodfellow's ``clean_weight``.  For binomial the FGSM sign is the worst case
 (``s = 2y - 1``), for gaussian ``sign(y - eta)`` is the worst case, so both adversaries use the
 exact objective there; for poisson ``adversary="fgsm"`` is the (discontinuous) sign version and
-``adversary="exact"`` the convex worst case.
+``adversary="exact"`` the convex worst case.  The default ``adversary="auto"`` is the exact worst
+case for every family: FGSM where the two coincide, the worst case where they do not (poisson).
 
 The solvers need the partial derivatives of ``psi`` in ``(eta, P)``; :meth:`Objective.partials`
 returns them.  The worst case has a kink where its two pieces tie; the solvers minimise the
@@ -33,7 +34,10 @@ from typing import Any, Literal
 from ._backend import get_namespace
 from .families import Family, get_family
 
-__all__ = ["Objective", "make_objective", "objective"]
+__all__ = ["ADVERSARIES", "Objective", "make_objective", "objective", "resolve_adversary"]
+
+#: The accepted ``adversary=`` values.
+ADVERSARIES = ("auto", "fgsm", "exact")
 
 Kind = Literal["pl", "sign", "max"]
 
@@ -200,27 +204,38 @@ class Objective:
         return psi, (pe, pP, pee, peP, pPP), (rho, re, rP)
 
 
+def resolve_adversary(adversary: str, family: Family) -> str:
+    """``"fgsm"`` or ``"exact"``: ``"auto"`` is FGSM where the sign perturbation is the exact
+    worst case (:attr:`Family.fgsm_is_exact`: gaussian, binomial) and the exact worst case where
+    it is not (poisson, whose FGSM objective can have no minimiser; docs/theory.md s.2)."""
+    if adversary not in ADVERSARIES:
+        raise ValueError(f"unknown adversary {adversary!r}; expected one of {ADVERSARIES}")
+    if adversary == "auto":
+        return "fgsm" if family.fgsm_is_exact else "exact"
+    return adversary
+
+
 def make_objective(
     family: str | Family,
     method: str,
-    adversary: str = "fgsm",
+    adversary: str = "auto",
     clean_weight: float = 0.0,
 ) -> Objective:
     """The :class:`Objective` of an estimator.
 
     ``method="pl"`` gives ``R_n``; ``method="gfgsm"`` gives ``Q_n`` with ``adversary="fgsm"``
-    (the sign perturbation) or ``"exact"`` (worst case over the l_inf ball of a linear
-    predictor, THEORY.md s.2), mixed with the clean loss by ``clean_weight``.
+    (the sign perturbation), ``"exact"`` (worst case over the l_inf ball of a linear
+    predictor, THEORY.md s.2) or ``"auto"`` (the exact worst case, by FGSM where that is exact:
+    :func:`resolve_adversary`), mixed with the clean loss by ``clean_weight``.
     """
     fam = get_family(family)
     if method not in ("gfgsm", "pl"):
         raise ValueError(f"unknown method {method!r}; expected 'gfgsm' or 'pl'")
-    if adversary not in ("fgsm", "exact"):
-        raise ValueError(f"unknown adversary {adversary!r}; expected 'fgsm' or 'exact'")
+    resolved = resolve_adversary(adversary, fam)
     if not (isinstance(clean_weight, int | float) and 0.0 <= clean_weight <= 1.0):
         raise ValueError(f"clean_weight must lie in [0, 1], got {clean_weight!r}")
     if method == "pl":
-        if adversary != "fgsm" or clean_weight != 0.0:
+        if adversary not in ("auto", "fgsm") or clean_weight != 0.0:
             raise ValueError(
                 "adversary= and clean_weight= apply to method='gfgsm' only; "
                 f"got adversary={adversary!r}, clean_weight={clean_weight!r} with method='pl'"
@@ -231,7 +246,7 @@ def make_objective(
     elif fam.name == "gaussian":
         kind = "max"  # FGSM is the exact worst case, with kinks at zero residuals
     else:
-        kind = "max" if adversary == "exact" else "sign"
+        kind = "max" if resolved == "exact" else "sign"
     return Objective(fam, kind, float(clean_weight))
 
 
@@ -245,7 +260,7 @@ def objective(
     method: str,
     lam: float,
     penalty: Any = "l1",
-    adversary: str = "fgsm",
+    adversary: str = "auto",
     clean_weight: float = 0.0,
     **penalty_params: Any,
 ) -> float:

@@ -131,6 +131,33 @@ def test_poisson_exact_adversary_equals_brute_force(p, xp):
         np.testing.assert_allclose(Q, ref.mean(), rtol=RTOL_VALUE, atol=0)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_default_adversary_is_the_brute_force_worst_case(family, xp):
+    """``adversary="auto"`` (the default) is the worst case for every family, poisson included."""
+    X, y, coef, a = make_data(family, 30, 4, seed=300)
+    for eps in (0.05, 0.3, 1.0):
+        ref = brute_force_worst(family, X, y, coef, a, eps)
+        Q = mean_objective(xp, family, X, y, coef, a, method="gfgsm", lam=eps)
+        np.testing.assert_allclose(Q, ref.mean(), rtol=RTOL_VALUE, atol=0)
+        ps = per_sample(xp, family, X, y, coef, a, eps, adversary="auto")
+        np.testing.assert_allclose(ps, ref, rtol=RTOL_VALUE, atol=0)
+
+
+def test_auto_adversary_resolution_and_bad_values():
+    from gfgsm.objectives import resolve_adversary
+
+    fams = {f: get_family(f) for f in FAMILIES}
+    assert [resolve_adversary("auto", fams[f]) for f in FAMILIES] == ["fgsm", "fgsm", "exact"]
+    assert make_objective("poisson", "gfgsm").kind == "max"
+    assert make_objective("poisson", "gfgsm", adversary="fgsm").kind == "sign"
+    assert make_objective("binomial", "gfgsm").kind == "sign"
+    assert make_objective("poisson", "pl", adversary="auto").kind == "pl"
+    with pytest.raises(ValueError, match="unknown adversary 'worst'"):
+        make_objective("poisson", "gfgsm", adversary="worst")
+    with pytest.raises(ValueError, match="apply to method='gfgsm' only"):
+        make_objective("poisson", "pl", adversary="exact")
+
+
 @pytest.mark.parametrize("p", [1, 3, 6])
 def test_poisson_fgsm_is_the_sign_perturbation_and_can_miss_the_worst_case(p, xp):
     X, y, coef, a = make_data("poisson", 30, p, seed=300 + p)
@@ -143,7 +170,7 @@ def test_poisson_fgsm_is_the_sign_perturbation_and_can_miss_the_worst_case(p, xp
     ref_fgsm = np_loss("poisson", y, eta - s * P)
     ps = per_sample(xp, "poisson", X, y, coef, a, eps, adversary="fgsm")
     np.testing.assert_allclose(ps, ref_fgsm, rtol=RTOL_VALUE, atol=0)
-    Q = mean_objective(xp, "poisson", X, y, coef, a, method="gfgsm", lam=eps)
+    Q = mean_objective(xp, "poisson", X, y, coef, a, method="gfgsm", lam=eps, adversary="fgsm")
     np.testing.assert_allclose(Q, ref_fgsm.mean(), rtol=RTOL_VALUE, atol=0)
 
     worst = brute_force_worst("poisson", X, y, coef, a, eps)
@@ -164,7 +191,8 @@ def test_poisson_fgsm_strictly_below_exact_hand_case(xp):
     y = np.array([1.0])
     coef = np.array([1.0])
     a = -1.01  # eta = -0.01
-    fgsm = mean_objective(xp, "poisson", X, y, coef, a, method="gfgsm", lam=0.5)
+    fgsm = mean_objective(xp, "poisson", X, y, coef, a, method="gfgsm", lam=0.5,
+                          adversary="fgsm")
     exact = mean_objective(
         xp, "poisson", X, y, coef, a, method="gfgsm", lam=0.5, adversary="exact"
     )
@@ -288,7 +316,8 @@ def test_objectives_with_separable_penalties(family, penalty, params, pfun, xp):
     kw = dict(penalty=penalty, **params)
     R = mean_objective(xp, family, X, y, coef, a, method="pl", lam=lam, **kw)
     np.testing.assert_allclose(R, np.mean(np_loss(family, y, eta)) + P, rtol=RTOL_VALUE)
-    Q = mean_objective(xp, family, X, y, coef, a, method="gfgsm", lam=lam, **kw)
+    Q = mean_objective(xp, family, X, y, coef, a, method="gfgsm", lam=lam, adversary="fgsm",
+                       **kw)
     np.testing.assert_allclose(Q, np.mean(np_loss(family, y, eta - s * P)), rtol=RTOL_VALUE)
     if family == "gaussian":
         # sign(y - eta) is the worst case: the closed form (|r| + P)^2 / 2

@@ -135,7 +135,7 @@ class MethodSpec:
     method: str  # "gfgsm" or "pl"
     penalty: str = "l1"
     lam: LamRule = field(default_factory=LamRule)
-    adversary: str = "fgsm"
+    adversary: str = "auto"
     clean_weight: float = 0.0
     scheme: str | None = None
     params: tuple[tuple[str, Any], ...] = ()  # penalty/scheme parameters, e.g. (("r", 0.5),)
