@@ -21,8 +21,10 @@ from .objectives import Objective, make_objective
 from .penalties import L1, AdaptiveL1, Penalty, WeightedL1, adaptive_weights, get_penalty
 from .schemes import get_scheme
 from .solvers.crossover import crossover
+from .solvers.level_fixed_point import level_fixed_point
 from .solvers.lla import lla
 from .solvers.orthant_newton import L1Shift, Shift, orthant_newton
+from .solvers.prox_gradient import prox_gradient
 from .solvers.sign_fixed_point import sign_fixed_point
 
 __all__ = ["BatchFit", "fit_batch"]
@@ -154,7 +156,7 @@ class _PenaltyShift(Shift):
 
     def orthant_hess(self, beta: Any, sigma: Any) -> Any | None:
         if not self.separable:
-            return None
+            return self.penalty.orthant_hess(beta, self.lam, sigma)
         xp = get_namespace(beta)
         t = xp.abs(beta)
         # The curvature of |b|^r (r < 2, r != 1) is infinite at 0; cap it so a coefficient
@@ -192,7 +194,7 @@ def fit_batch(
     fit_intercept: bool = True,
     backend: str | None = None,
     scheme: Any = None,
-    adversary: str = "fgsm",
+    adversary: str = "auto",
     clean_weight: float = 0.0,
     weights: Any = None,
     tol: float = 1e-9,
@@ -223,8 +225,10 @@ def fit_batch(
     scheme : a gradient scheme (``"sign"``, ``"lq"``, ``"power"``, ``"quantized"`` or a
         :class:`~gfgsm.schemes.Scheme`); G-FGSM then uses the scheme's induced penalty, and the
         extra keywords are the scheme's parameters (``q=``, ``r=``, ``b=``).
-    adversary : ``"fgsm"`` (sign perturbation) or ``"exact"`` (worst case; differs only for
-        poisson).
+    adversary : ``"auto"`` (default: the exact worst case over the l_inf ball, which is the
+        sign perturbation for gaussian and binomial), ``"fgsm"`` (the sign perturbation; for
+        poisson a discontinuous objective that can have no minimiser, flagged
+        ``"sign_cycle"``) or ``"exact"``.
     clean_weight : Goodfellow's ``alpha`` in ``alpha l(x) + (1 - alpha) l(x_adv)``.
     tol : KKT (stationarity) tolerance; ``max_iter`` : Newton iterations per problem.
     init : optional (R, p + fit_intercept) starting values (intercept first).
@@ -318,8 +322,34 @@ def fit_batch(
         res = run(_PenaltyShift(pen, lam_a, p), mid.theta, smooth0=_WARM_SMOOTH)
         res.n_iter = res.n_iter + mid.n_iter
         info["lla_steps"] = steps
+    elif pen.jumps:
+        # A weighted l1 norm with weights that jump: a level-consistent point, each fit a
+        # certified weighted-l1 fit (gfgsm.solvers.level_fixed_point).
+        def weighted(w: Any, th: Any) -> Any:
+            return run(L1Shift(lam_a[:, None] * w, zero_c0), th)
+
+        start = run(L1Shift(lam_a[:, None] * xp.ones((R, p), dtype=xp.float64), zero_c0),
+                    theta0)
+        res, w_levels, consistent = level_fixed_point(
+            weighted, pen.levels, pen.scaled, pen.b, start.theta, o)
+        res.converged = res.converged & consistent
+        info["level_weights"] = w_levels
+        info["levels_consistent"] = consistent
     else:
         res = run(_PenaltyShift(pen, lam_a, p), theta0)
+        moving_signs = obj.kind == "sign" and not fam.fgsm_is_exact
+        if pen.kinked_off_axes and not obj.has_kinks and not moving_signs:
+            # Orthant Newton stops short at the ties of a max; proximal gradient with the
+            # exact prox reaches and certifies them (gfgsm.solvers.prox_gradient).
+            todo = ~res.converged
+            if bool(xp.any(todo)):
+                th, kkt_p, it_p, conv_p = prox_gradient(
+                    Xt, ya, obj, pen, lam_a, res.theta, n_unpenalized=o, tol=tol,
+                    active=todo, kkt0=res.kkt)
+                res.theta, res.kkt = th, kkt_p
+                res.converged = res.converged | conv_p
+                res.n_iter = res.n_iter + it_p
+                info["prox_gradient_steps"] = it_p
 
     if obj.has_kinks:
         # Smoothing leaves O(smooth) bias and a gradient noise floor; the crossover moves to
@@ -346,6 +376,9 @@ def fit_batch(
     if "signs_stable" in info:
         status = np.where(~to_numpy(info["signs_stable"]).astype(bool), "sign_cycle", status)
         status = status.astype(object)
+    if "levels_consistent" in info:
+        status = np.where(~to_numpy(info["levels_consistent"]).astype(bool), "level_cycle",
+                          status).astype(object)
     fit = BatchFit(
         coef=coef, intercept=intercept, converged=converged, n_iter=res.n_iter,
         objective=objective_value, kkt=res.kkt, status=status, lam=lam_a, method=method,
@@ -434,7 +467,7 @@ def _warn_nonconverged(fit: BatchFit) -> None:
         return
     kinds = {
         s: int(np.sum(fit.status == s))
-        for s in ("max_iter", "stalled", "diverging", "sign_cycle")
+        for s in ("max_iter", "stalled", "diverging", "sign_cycle", "level_cycle")
     }
     kinds = {k: v for k, v in kinds.items() if v}
     msg = (
@@ -451,6 +484,11 @@ def _warn_nonconverged(fit: BatchFit) -> None:
             "'sign_cycle' fits: the poisson FGSM objective jumps where y_i = mu_i and its "
             "infimum is approached at such a jump, so no minimiser exists (adversary='exact' is "
             "the convex alternative); "
+        )
+    if "level_cycle" in kinds:
+        msg += (
+            "'level_cycle' fits: the quantized penalty's levels kept changing on several "
+            "coordinates, so no level-consistent point was found; "
         )
     msg += "their estimates are the last iterates, not minimisers."
     warnings.warn(msg, ConvergenceWarning, stacklevel=3)

@@ -187,6 +187,14 @@ class Penalty(abc.ABC):
 
     name: str = "penalty"
     is_separable: bool = False
+    #: ``P`` has kinks away from the coordinate hyperplanes (ties of ``|beta_j|`` at the max),
+    #: where orthant-wise Newton cannot certify a point; such a penalty provides an exact
+    #: :meth:`prox`, and the solvers then finish with proximal gradient.
+    kinked_off_axes: bool = False
+    #: ``P`` is a weighted l1 norm whose weights are piecewise constant in ``beta`` and jump
+    #: (the quantized scheme); such a penalty provides :meth:`levels` and :meth:`scaled`, and the
+    #: solvers compute a level-consistent point (gfgsm.solvers.level_fixed_point).
+    jumps: bool = False
 
     @property
     @abc.abstractmethod
@@ -210,6 +218,12 @@ class Penalty(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
+
+    def orthant_hess(self, beta: Array, lam: Any, sigma: Array | None = None) -> Array | None:
+        """The Hessian of ``P_lam`` on the smooth piece of ``beta`` (its orthant ``sigma`` and,
+        for penalties of ``||beta||_inf``, its first largest coordinate), ``(..., p, p)``;
+        ``None`` when the penalty does not provide it (the solvers then use none)."""
+        return None
 
     def _not_separable(self, what: str) -> NotImplementedError:
         return NotImplementedError(f"{self!r} is not separable and has no {what}")
@@ -772,6 +786,7 @@ class DualNorm(Penalty):
         self.q = _check_q(q)
         q = self.q
         self.qstar = 1.0 if q == math.inf else (math.inf if q == 1 else q / (q - 1.0))
+        self.kinked_off_axes = self.qstar == math.inf
 
     def _params(self) -> dict[str, Any]:
         return {"q": self.q}
@@ -811,6 +826,55 @@ class DualNorm(Penalty):
         norm_pow = xp.sum(u**qs, axis=-1, keepdims=True) ** ((qs - 1.0) / qs)
         return lam_col * sigma * u ** (qs - 1.0) / xp.where(norm_pow > 0, norm_pow, 1.0)
 
+    def prox(self, z: Array, lam: Any, step: Any) -> Array:
+        """``argmin_b ||b - z||^2 / 2 + step lam ||b||_inf`` (``q = 1``, ``q* = inf`` only).
+
+        By Moreau, ``z`` minus its projection onto the l1 ball of radius ``tau = step lam``:
+        ``b_j = sign(z_j) min(|z_j|, s)`` with ``s >= 0`` solving
+        ``sum_j max(|z_j| - s, 0) = tau`` (``s = 0`` when ``||z||_1 <= tau``), found from the
+        sorted ``|z|`` (Duchi et al. 2008).  The coordinates clipped to ``s`` are tied *exactly*,
+        so the subgradient ``(z - b) / step`` is supported on the maximisers of ``|b|``."""
+        if self.qstar != math.inf:
+            raise self._not_separable("prox (only the max norm, q = 1, has one here)")
+        xp = get_namespace(z)
+        tau = _lam_col(lam, xp, z) * _as_array_or_float(step, xp, z)
+        a = xp.abs(z)
+        srt = xp.flip(xp.sort(a, axis=-1), axis=-1)  # descending
+        k = xp.astype(xp.arange(1, z.shape[-1] + 1), z.dtype)
+        level = (xp.cumulative_sum(srt, axis=-1) - tau) / k
+        # the largest k with srt_k > level_k (the active count); level_k is then the threshold
+        count = xp.sum(xp.astype(srt > level, xp.int64), axis=-1, keepdims=True)
+        sel = xp.astype(k == xp.astype(count, z.dtype), z.dtype)
+        s = xp.maximum(xp.sum(sel * level, axis=-1, keepdims=True), 0.0)
+        s = xp.where(count == 0, srt[..., :1], s)  # tau = 0: the identity
+        return xp.sign(z) * xp.minimum(a, s)
+
+    def orthant_hess(self, beta: Array, lam: Any, sigma: Array | None = None) -> Array | None:
+        """For ``1 < q* < inf``: ``lam (q* - 1) / N [diag(v^{q*-2}) - (sigma v^{q*-1})
+        (sigma v^{q*-1})']`` with ``N = ||beta||_{q*}``, ``v = |beta| / N`` (``H beta = 0``: the
+        norm is positively homogeneous).  ``v^{q*-2}`` is capped at zero coefficients when
+        ``q* < 2`` (infinite curvature there).  ``None`` for ``q* = 1`` and ``inf`` (piecewise
+        linear); zero on all-zero rows."""
+        qs = self.qstar
+        if qs in (1.0, math.inf):
+            return None
+        xp = get_namespace(beta)
+        sigma = _sigma(beta, sigma, xp)
+        a = xp.abs(beta)
+        m, u = _row_scale(a, xp)
+        s = xp.sum(u**qs, axis=-1, keepdims=True) ** (1.0 / qs)  # ||u||_{q*} >= 1 off zero rows
+        norm = m * s
+        live = norm > 0
+        v = u / xp.where(live, s, 1.0)
+        d = xp.where(v > 0, xp.where(v > 0, v, 1.0) ** (qs - 2.0), 0.0 if qs >= 2 else 1e12)
+        d = xp.clip(d, 0.0, 1e12)
+        w = sigma * v ** (qs - 1.0)
+        lam_c = _lam_col(lam, xp, beta)
+        scale = xp.where(live, lam_c * (qs - 1.0) / xp.where(live, norm, 1.0), 0.0)
+        p = beta.shape[-1]
+        H = d[..., :, None] * xp.eye(p, dtype=beta.dtype) - w[..., :, None] * w[..., None, :]
+        return scale[..., None] * H
+
 
 class PowerPenalty(Penalty):
     """``P_lam(beta) = lam ||beta||_r^r / ||beta||_inf^{r-1}``, ``r >= 1`` (THEORY.md section 6, the
@@ -849,6 +913,36 @@ class PowerPenalty(Penalty):
         g = r * u ** (r - 1.0) - (r - 1.0) * s * _ties_at_max(u, xp)
         return _lam_col(lam, xp, beta) * sigma * g
 
+    def orthant_hess(self, beta: Array, lam: Any, sigma: Array | None = None) -> Array | None:
+        """On the piece where coordinate ``m`` (the first largest) is the max, with
+        ``M = |beta_m|``, ``u = |beta| / M`` and ``c = lam r (r - 1) / M``:
+        ``H_jj = c u_j^{r-2}`` and ``H_jm = H_mj = -c sigma_j sigma_m u_j^{r-1}`` for ``j != m``,
+        ``H_mm = c sum_{k != m} u_k^r`` (so ``H beta = 0``: ``P`` is positively homogeneous).
+        ``u_j^{r-2}`` is capped at zero coefficients when ``r < 2``.  ``None`` for ``r = 1``;
+        zero on all-zero rows."""
+        r = self.r
+        if r == 1:
+            return None
+        xp = get_namespace(beta)
+        sigma = _sigma(beta, sigma, xp)
+        m, u = _row_scale(xp.abs(beta), xp)
+        p = beta.shape[-1]
+        # one-hot of the first coordinate attaining the max (argmax is not in the Array API)
+        idx = xp.astype(xp.arange(p), beta.dtype)
+        first = xp.min(xp.where(u == 1.0, idx, float(p)), axis=-1, keepdims=True)
+        e = xp.astype(idx == first, beta.dtype)
+        rest = 1.0 - e
+        d = xp.where(u > 0, xp.where(u > 0, u, 1.0) ** (r - 2.0), 0.0 if r >= 2 else 1e12)
+        d = xp.clip(d, 0.0, 1e12) * rest + e * xp.sum(rest * u**r, axis=-1, keepdims=True)
+        sm = xp.sum(e * sigma, axis=-1, keepdims=True)
+        off = -(rest * sigma * sm * u ** (r - 1.0))  # H_jm for j != m, 0 at m
+        eye = xp.eye(p, dtype=beta.dtype)
+        H = (d[..., :, None] * eye + off[..., :, None] * e[..., None, :]
+             + e[..., :, None] * off[..., None, :])
+        lam_c = _lam_col(lam, xp, beta)
+        scale = xp.where(m > 0, lam_c * r * (r - 1.0) / xp.where(m > 0, m, 1.0), 0.0)
+        return scale[..., None] * H
+
 
 class QuantizedPenalty(Penalty):
     """``P_lam(beta) = lam (1/b) sum_j max(1, round(b |beta_j| / ||beta||_inf)) |beta_j|``, integer
@@ -875,6 +969,23 @@ class QuantizedPenalty(Penalty):
         # b * u with u = |beta| / M, the same order of operations as Quantized.direction, so
         # a GLM gradient proportional to beta rounds to the same integers.
         return xp.maximum(xp.round(self.b * u), 1.0)
+
+    @property
+    def jumps(self) -> bool:  # type: ignore[override]
+        return self.b > 1
+
+    def scaled(self, beta: Array) -> Array:
+        """``b |beta_j| / ||beta||_inf`` (0 on all-zero rows): the quantity that is rounded."""
+        xp = get_namespace(beta)
+        _, u = _row_scale(xp.abs(beta), xp)
+        return self.b * u
+
+    def levels(self, beta: Array) -> Array:
+        """The integer levels ``max(1, round(b |beta_j| / ||beta||_inf))``, so that
+        ``P_lam(beta) = lam sum_j levels_j |beta_j| / b``."""
+        xp = get_namespace(beta)
+        _, u = _row_scale(xp.abs(beta), xp)
+        return self._levels(u, xp)
 
     def value(self, beta: Array, lam: Any) -> Array:
         xp = get_namespace(beta)

@@ -136,7 +136,8 @@ class Lq(Scheme):
 
     @property
     def induced_penalty(self) -> Penalty:
-        return DualNorm(self.q)
+        # q = inf is the sign scheme: its penalty is l1 itself, with l1's separable solver.
+        return L1() if self.q == math.inf else DualNorm(self.q)
 
 
 class Power(Scheme):
@@ -162,7 +163,7 @@ class Power(Scheme):
 
     @property
     def induced_penalty(self) -> Penalty:
-        return PowerPenalty(self.r)
+        return L1() if self.r == 1 else PowerPenalty(self.r)  # r = 1 is the sign scheme
 
 
 class Quantized(Scheme):
@@ -194,7 +195,7 @@ class Quantized(Scheme):
 
     @property
     def induced_penalty(self) -> Penalty:
-        return QuantizedPenalty(self.b)
+        return L1() if self.b == 1 else QuantizedPenalty(self.b)  # b = 1 is the sign scheme
 
 
 _REGISTRY: dict[str, type[Scheme]] = {

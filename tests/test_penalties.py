@@ -852,3 +852,62 @@ def test_get_penalty_builds_each_registered_penalty():
 def test_bad_penalty_arguments_raise(call, msg):
     with pytest.raises(ValueError, match=msg):
         call()
+
+
+# --------------------------------------------------------------------------------------------
+# Curvature and prox of the scheme penalties (issue 12)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pen", [PowerPenalty(3), PowerPenalty(1.5), PowerPenalty(2),
+                                 DualNorm(2), DualNorm(1.5), DualNorm(3)],
+                         ids=["pow3", "pow1.5", "pow2", "dual2", "dual1.5", "dual3"])
+def test_orthant_hessian_matches_finite_differences(pen, xp):
+    """Central differences of the exact gradient with h = 1e-6: truncation O(h^2 P''') ~ 1e-12
+    and rounding O(eps |grad| / h) ~ 1e-10, hence 1e-7.  Positive homogeneity: H beta = 0 to
+    rounding (1e-13)."""
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((4, 5))
+    lam = np.array([0.3, 0.5, 1.0, 2.0])
+    H = to_numpy(pen.orthant_hess(xp.asarray(B), xp.asarray(lam)))
+    sig = np.sign(B)
+    h = 1e-6
+    fd = np.zeros_like(H)
+    for k in range(5):
+        E = np.zeros_like(B)
+        E[:, k] = h
+        gp = to_numpy(pen.grad(xp.asarray(B + E), xp.asarray(lam), xp.asarray(sig)))
+        gm = to_numpy(pen.grad(xp.asarray(B - E), xp.asarray(lam), xp.asarray(sig)))
+        fd[:, :, k] = (gp - gm) / (2 * h)
+    np.testing.assert_allclose(H, fd, atol=1e-7)
+    np.testing.assert_allclose(np.einsum("rjk,rk->rj", H, B), 0.0, atol=1e-13)
+
+
+def test_max_norm_prox_against_bisection(xp):
+    """prox of tau ||.||_inf (sort-based) against an independent bisection on the clip level s
+    of sum_j max(|z_j| - s, 0) = tau (60 halvings: s to ~1e-18 relative), and its subgradient
+    (z - prox) / step supported on the exact maximisers with l1 norm lam."""
+    rng = np.random.default_rng(2)
+    Z = rng.standard_normal((50, 6)) * rng.uniform(0.1, 3, (50, 1))
+    Z[0] = [1.0, -1.0, 0.5, 0.0, 1.0, 0.2]  # ties in z itself
+    lam = rng.uniform(0.1, 2.0, 50)
+    step = rng.uniform(0.1, 1.0, (50, 1))
+    got = to_numpy(DualNorm(1).prox(xp.asarray(Z), xp.asarray(lam), xp.asarray(step)))
+    tau = lam * step[:, 0]
+    a = np.abs(Z)
+    lo, hi = np.zeros(50), a.max(1)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        big = np.maximum(a - mid[:, None], 0).sum(1) > tau
+        lo, hi = np.where(big, mid, lo), np.where(big, hi, mid)
+    s = np.where(a.sum(1) <= tau, 0.0, (lo + hi) / 2)
+    want = np.sign(Z) * np.minimum(a, s[:, None])
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    xi = (Z - got) / step
+    np.testing.assert_allclose(np.abs(xi).sum(1), np.minimum(lam, a.sum(1) / step[:, 0]),
+                               rtol=1e-12)
+    mx = np.abs(got).max(1, keepdims=True)
+    off = (np.abs(got) < mx) & (mx > 0)
+    assert np.all(xi[off] == 0)
+    with pytest.raises(NotImplementedError):
+        DualNorm(2).prox(xp.asarray(Z), 1.0, 1.0)
