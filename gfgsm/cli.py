@@ -1,10 +1,15 @@
 """The ``gfgsm`` command: simulation studies of Generalized FGSM from the shell.
 
-``gfgsm list``                 studies and presets (the ``gfgsm.studies`` entry points)
+``gfgsm list [STUDY ...]``     studies and presets (the ``gfgsm.studies`` entry points, or
+                               the studies named, study files included)
 ``gfgsm run STUDY``            run or resume a study into a results store
 ``gfgsm summarize DIR``        performance measures with Monte Carlo standard errors
 ``gfgsm report``               the report (filled by the studies issue)
 ``gfgsm demo``                 a small batched G-FGSM vs PL simulation, printed
+
+``STUDY`` is a registered name or a study file, ``path/to/study.py:NAME`` (the ``Study`` object
+``NAME`` of that file) or ``path/to/study.py`` (the one ``Study`` it defines); see
+:func:`gfgsm.mc.registry.load_study`.  A study file is run exactly as a registered study.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +28,9 @@ from . import __version__
 from ._backend import BACKENDS, to_numpy
 from .batch import fit_batch
 from .families import get_family
+
+if TYPE_CHECKING:
+    from .mc.spec import Study
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -45,12 +54,10 @@ def _demo(args: argparse.Namespace) -> int:
         eta = a0 + X @ (beta0 * scale)
         y = to_numpy(fam.sample(eta, rng=rng))
         for method in ("gfgsm", "pl"):
-            adversary = "exact" if fam_name == "poisson" else "fgsm"
             t0 = time.perf_counter()
             with warnings.catch_warnings(record=True):
                 warnings.simplefilter("always")
-                fit = fit_batch(X, y, family=fam, method=method, lam=lam, backend=args.backend,
-                                adversary=adversary)
+                fit = fit_batch(X, y, family=fam, method=method, lam=lam, backend=args.backend)
             dt = time.perf_counter() - t0
             conv = to_numpy(fit.converged).astype(bool)
             coef = to_numpy(fit.coef)[conv]
@@ -60,20 +67,28 @@ def _demo(args: argparse.Namespace) -> int:
             cells = "  ".join(f"{b:+9.4f} ({s:.4f})" for b, s in zip(bias, mcse, strict=True))
             print(f"{fam_name:9s} {method:6s} {conv.mean():6.1%} {R / dt:8.0f}  {cells}")
     print("\nbias = mean(beta_hat - beta) over converged fits, (MCSE) = its Monte Carlo SE.")
-    print("G-FGSM shrinks like PL at level lam * D (THEORY.md s.4); poisson uses the exact "
-          "adversary.")
+    print("G-FGSM shrinks like PL at level lam * D (THEORY.md s.4); every fit uses the "
+          "default adversary (the exact worst case).")
     return 0
+
+
+def _load(ref: str) -> Study:
+    """The study ``ref`` names (:func:`gfgsm.mc.registry.load_study`)."""
+    from .mc.registry import load_study
+
+    return load_study(ref)
 
 
 def _list(args: argparse.Namespace) -> int:
     from .mc.registry import list_studies
 
-    studies = list_studies()
+    studies = {ref: _load(ref) for ref in args.studies} if args.studies else list_studies()
     if not studies:
         print("no studies registered (entry-point group 'gfgsm.studies')")
         return 0
     for name, st in studies.items():
-        print(f"{name}: {st.aims}")
+        label = name if name == st.name else f"{name} (study {st.name!r})"
+        print(f"{label}: {st.aims}")
         for pname in sorted(st.presets):
             pre = st.presets[pname]
             conds = st.conditions(pname)
@@ -85,7 +100,9 @@ def _list(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .mc.runner import run
 
-    out = run(args.study, args.preset, args.out, backend=args.backend, executor=args.executor,
+    # Resolved first: a bad reference fails before anything is created.
+    study = _load(args.study)
+    out = run(study, args.preset, args.out, backend=args.backend, executor=args.executor,
               scheduler=args.scheduler, workers=args.workers, chunk_size=args.chunk_size,
               reps=args.reps, progress=None if args.progress is None else args.progress)
     print(f"results: {out}  (gfgsm summarize {out})")
@@ -123,12 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"gfgsm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="registered studies and their presets")
+    list_p = sub.add_parser("list", help="registered studies (or those named) and their presets")
+    list_p.add_argument("studies", nargs="*", metavar="STUDY",
+                        help="registered names or study files (path/to/study.py[:NAME])")
 
     run_p = sub.add_parser("run", help="run or resume a study")
-    run_p.add_argument("study")
+    run_p.add_argument("study", metavar="STUDY",
+                       help="a registered name (gfgsm list) or a study file: "
+                            "path/to/study.py:NAME, or path/to/study.py if it defines one Study")
     run_p.add_argument("--preset", default="quick")
-    run_p.add_argument("--out", default=None, help="store directory (default results/STUDY-PRESET)")
+    run_p.add_argument("--out", default=None,
+                       help="store directory (default results/NAME-PRESET, NAME the study's name)")
     run_p.add_argument("--backend", choices=BACKENDS, default=None)
     run_p.add_argument("--executor", choices=("local", "processes", "dask"), default="local")
     run_p.add_argument("--scheduler", default=None, help="Dask scheduler address")
@@ -169,12 +191,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.lam0 < 0:
             parser.error(f"--lam0 must be >= 0, got {args.lam0}")
         return _demo(args)
+    from .mc.registry import NotAStudyError
+
     handlers = {"list": _list, "run": _run, "summarize": _summarize, "report": _report}
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
-            ConnectionError, FileExistsError) as exc:
-        print(f"gfgsm {args.command}: error: {exc}", file=sys.stderr)
+            ConnectionError, FileExistsError, NotAStudyError) as exc:
+        # The notes say where an error came from (e.g. the study file being imported).
+        notes = "".join(f"\n  {note}" for note in getattr(exc, "__notes__", ()))
+        print(f"gfgsm {args.command}: error: {exc}{notes}", file=sys.stderr)
         return 2
 
 

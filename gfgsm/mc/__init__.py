@@ -5,7 +5,7 @@ tidy results; :mod:`gfgsm.mc.measures` turns them into performance measures with
 standard errors.
 """
 
-from .registry import get_study, list_studies
+from .registry import get_study, list_studies, load_study
 from .runner import compute_chunk, run
 from .spec import LamRule, MethodSpec, Preset, Study
 from .store import ResultStore, load
@@ -20,5 +20,6 @@ __all__ = [
     "get_study",
     "list_studies",
     "load",
+    "load_study",
     "run",
 ]
