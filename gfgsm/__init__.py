@@ -1,6 +1,6 @@
 """gfgsm: Generalized FGSM adversarial training of GLMs as penalized estimation.
 
-The design reference is THEORY.md (shipped beside the project); its notation is the code's:
+The theory, with its derivations, is docs/theory.md in the repository; its notation is the code's:
 ``lam``, ``eta``, ``mu``, ``phi``, ``D``, ``V``, ``clean_weight``.
 """
 

@@ -206,7 +206,7 @@ def fit_batch(
     """Fit ``R`` independent problems at once.
 
     Minimises, for each problem ``r``, the G-FGSM objective ``Q_n`` (``method="gfgsm"``) or the
-    penalized likelihood ``R_n`` (``method="pl"``) of THEORY.md s.3:
+    penalized likelihood ``R_n`` (``method="pl"``) of docs/theory.md s.3:
 
         Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta)),
         R_n(theta) = (1/n) sum_i l(y_i, eta_i) + P_lam(beta).

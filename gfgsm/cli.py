@@ -67,7 +67,7 @@ def _demo(args: argparse.Namespace) -> int:
             cells = "  ".join(f"{b:+9.4f} ({s:.4f})" for b, s in zip(bias, mcse, strict=True))
             print(f"{fam_name:9s} {method:6s} {conv.mean():6.1%} {R / dt:8.0f}  {cells}")
     print("\nbias = mean(beta_hat - beta) over converged fits, (MCSE) = its Monte Carlo SE.")
-    print("G-FGSM shrinks like PL at level lam * D (THEORY.md s.4); every fit uses the "
+    print("G-FGSM shrinks like PL at level lam * D (docs/theory.md s.4); every fit uses the "
           "default adversary (the exact worst case).")
     return 0
 

@@ -1,4 +1,4 @@
-"""Design distributions: the law of the covariates ``x in R^p`` (THEORY.md section 1).
+"""Design distributions: the law of the covariates ``x in R^p`` (docs/theory.md s.1).
 
 A :class:`Design` knows its dimension ``p``, how to draw rows ``x_i`` iid, and, where closed forms
 exist, its moments ``E[x]`` (``mean``, shape (p,)) and ``E[x x']`` (``second_moment``, shape

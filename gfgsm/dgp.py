@@ -1,17 +1,17 @@
-"""Data-generating processes: a design, a family and the true parameters (THEORY.md section 1).
+"""Data-generating processes: a design, a family and the true parameters (docs/theory.md s.1).
 
 ``DGP(family, design, coef, intercept)`` draws ``x ~ design``, sets ``eta = a + x' beta`` and
 draws ``y | x`` from the family:
 
 * gaussian: ``y = eta + sigma * e`` with ``e`` independent of ``x`` and *standardized*
-  (``E e = 0``, ``Var e = 1``), so ``phi = sigma^2`` whatever the error law (THEORY.md s.1 table).
+  (``E e = 0``, ``Var e = 1``), so ``phi = sigma^2`` whatever the error law (docs/theory.md s.1).
   The error laws (:class:`NoiseLaw`):
 
   - ``"normal"``: ``e ~ N(0, 1)``;
   - ``"t"``: Student t with ``df`` degrees of freedom (3 unless given), scaled by
     ``sqrt((df - 2) / df)`` to unit variance (so ``df > 2`` is required);
   - ``"skewed"``: ``e = Exp(1) - 1`` (already mean 0, variance 1; median ``log 2 - 1 < 0``,
-    the skewed case of THEORY.md s.5);
+    the skewed case of docs/theory.md s.5);
   - a callable ``noise(shape, rng) -> array`` that draws standardized errors from the NumPy
     ``Generator`` ``rng`` (trusted to be standardized; checked for shape and finiteness).
 
@@ -60,7 +60,7 @@ class NoiseLaw:
         ``E|e|`` in closed form (``None``: unknown, :mod:`gfgsm.theory` uses Monte Carlo).
     sign_mean : float or None
         ``E[sign(e)] = P(e > 0) - P(e < 0)`` in closed form (``None``: unknown).  Zero iff the
-        median of ``e`` is 0 (for a continuous law): the sign-neutral case of THEORY.md s.5.
+        median of ``e`` is 0 (for a continuous law): the sign-neutral case of docs/theory.md s.5.
     """
 
     name: str = ""
@@ -286,7 +286,7 @@ class DGP:
                 )
             if fam.phi != 1.0:
                 raise ValueError(
-                    f"the {fam.name} family has phi = 1 in THEORY.md; got {fam!r}"
+                    f"the {fam.name} family has phi = 1 in docs/theory.md; got {fam!r}"
                 )
             self.noise = None
 

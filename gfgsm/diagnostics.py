@@ -1,8 +1,8 @@
-"""Sign neutrality of real data (THEORY.md s.5): an estimate of ``V``, its SE and a test.
+"""Sign neutrality of real data (docs/theory.md s.5): an estimate of ``V``, its SE and a test.
 
 A data set is *sign neutral* when ``V = E[sign(y - mu) b''(eta) xt] / phi = 0`` at the true
 parameters; otherwise G-FGSM carries the extra bias ``lam ||beta||_1 I^{-1} V`` that PL at the
-matched level does not (THEORY.md s.5, consequence 3).  :func:`sign_neutrality` estimates ``V``
+matched level does not (docs/theory.md s.5, consequence 3).  :func:`sign_neutrality` estimates ``V``
 at a fitted model and tests ``V = 0``.
 """
 
@@ -63,7 +63,7 @@ class SignNeutrality:
     df: int
     pvalue: float
     theta: np.ndarray
-    I: np.ndarray  # noqa: E741 - THEORY.md's name
+    I: np.ndarray  # noqa: E741 - docs/theory.md's name
     D: float
     phi: float
     n: int
@@ -76,7 +76,7 @@ class SignNeutrality:
     def predicted_bias(self, lam: float) -> np.ndarray:
         """G-FGSM's extra bias at level ``lam`` over PL at ``lam D``: ``lam ||beta||_1 I^{-1} V``.
 
-        THEORY.md s.5, consequence 3, with ``lam0 = lam sqrt(n)`` and the bias of
+        docs/theory.md s.5, consequence 3, with ``lam0 = lam sqrt(n)`` and the bias of
         ``theta_hat`` itself (not of ``sqrt(n)(theta_hat - theta0)``), at the fitted model.
         """
         if not (math.isfinite(lam) and lam >= 0):
@@ -89,7 +89,7 @@ class SignNeutrality:
         p = 2 * stats.norm.sf(np.abs(z))
         w = 78
         lines = [
-            "Sign-neutrality test (THEORY.md s.5)".center(w),
+            "Sign-neutrality test (docs/theory.md s.5)".center(w),
             "=" * w,
             f"{'Family:':<20}{self.family:>18}   {'No. observations:':<20}{self.n:>17}",
             f"{'Fitted at lam:':<20}{self.fit_lam:>18.4g}   {'Bootstrap replicates:':<22}"
@@ -133,7 +133,7 @@ def sign_neutrality(
     seed: int | None = 0,
     feature_names: Any = None,
 ) -> SignNeutrality:
-    """Estimate ``V`` (THEORY.md s.5) at a fitted GLM and test ``V = 0``.
+    """Estimate ``V`` (docs/theory.md s.5) at a fitted GLM and test ``V = 0``.
 
     The model is fitted by penalized likelihood at ``fit_lam`` (default 0: the MLE; a small
     positive value when the MLE does not exist, e.g. separated binomial data), then

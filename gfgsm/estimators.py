@@ -2,7 +2,7 @@
 
 Both are thin wrappers around :func:`gfgsm.batch.fit_batch` with ``R = 1``: they validate with
 scikit-learn's helpers (``validate_data``, ``check_is_fitted``), call ``fit_batch`` and copy its
-result to the usual fitted attributes.  ``lam`` is THEORY.md's lambda everywhere; for the l1
+result to the usual fitted attributes.  ``lam`` is docs/theory.md's lambda everywhere; for the l1
 G-FGSM it is the FGSM budget ``eps``.
 
 **One class for every family.**  ``family`` is a constructor parameter (so it can be tuned, cloned
@@ -120,7 +120,7 @@ class _GLMBase(BaseEstimator):
         """Fit on ``X`` (n, p) and ``y`` (n,); returns ``self``.
 
         Binomial: ``y`` holds exactly two labels of any type; ``classes_[1]`` is the event
-        (``y = 1`` in THEORY.md).  Gaussian: real ``y``.  Poisson: counts ``y`` in {0, 1, ...}.
+        (``y = 1`` in docs/theory.md).  Gaussian: real ``y``.  Poisson: counts ``y`` in {0, 1, ...}.
         Emits :class:`sklearn.exceptions.ConvergenceWarning` when the solver does not converge
         (``converged_`` and ``status_`` then say why).
         """
@@ -208,7 +208,7 @@ class _GLMBase(BaseEstimator):
         Header: family, method, lam, penalty, n, p, converged, iterations, KKT residual,
         objective and solver status; then the coefficients with the intercept first.  There
         are no standard errors, tests or confidence intervals: they need inference theory that
-        the package does not have yet (the limit law of THEORY.md s.5 is the minimiser of a
+        the package does not have yet (the limit law of docs/theory.md s.5 is the minimiser of a
         process, not Gaussian when coefficients are zero, and G-FGSM carries the
         sign-neutrality bias ``lam0 ||beta0||_1 I^{-1} V``), so no Wald-type column is printed.
         """
@@ -252,7 +252,7 @@ class _GLMBase(BaseEstimator):
         lines += [
             "=" * width,
             "Notes: no standard errors, tests or confidence intervals. They need inference",
-            "theory the package does not have yet: the limit law of THEORY.md s.5 is not",
+            "theory the package does not have yet: the limit law of docs/theory.md s.5 is not",
             "Gaussian when coefficients are zero and carries a sign-neutrality bias.",
         ]
         return "\n".join(lines)
@@ -280,11 +280,11 @@ class _GLMBase(BaseEstimator):
 
 
 class GFGSM(_GLMBase):
-    """Generalized FGSM estimator of a GLM (THEORY.md s.3): ``theta_hat = argmin Q_n``.
+    """Generalized FGSM estimator of a GLM (docs/theory.md s.3): ``theta_hat = argmin Q_n``.
 
     ``Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta))``, ``s_i = sign(y_i - mu_i)``.
     For ``penalty="l1"`` this is FGSM adversarial training with budget ``eps = lam``: the exact
-    closed form of training on ``x_i + eps sign(grad_x l)`` (THEORY.md s.2).
+    closed form of training on ``x_i + eps sign(grad_x l)`` (docs/theory.md s.2).
 
     Parameters
     ----------
@@ -303,7 +303,7 @@ class GFGSM(_GLMBase):
         defaults), so explicit arguments would either carry misleading defaults or be ``None``
         for every penalty but one.  The dict is stored as given (and never modified), so
         ``GridSearchCV`` can still tune it: ``{"penalty_params": [{"a": 3.0}, {"a": 3.7}]}``.
-    scheme : ``None`` or a gradient scheme (THEORY.md s.6): ``"sign"`` or a
+    scheme : ``None`` or a gradient scheme (docs/theory.md s.6): ``"sign"`` or a
         :class:`~gfgsm.schemes.Scheme` instance such as ``gfgsm.get_scheme("lq", q=2)``; its
         induced penalty replaces ``penalty`` (which must then stay ``"l1"``).
     adversary : ``"auto"`` (default: the exact worst case over the l_inf ball, reached by the
@@ -373,7 +373,7 @@ class GFGSM(_GLMBase):
 
 
 class PenalizedGLM(_GLMBase):
-    """Penalized likelihood GLM (THEORY.md s.3): ``argmin (1/n) sum_i l(y_i, eta_i) + P_lam(beta)``.
+    """Penalized likelihood GLM: ``argmin (1/n) sum_i l(y_i, eta_i) + P_lam(beta)`` (theory s.3).
 
     The comparator of :class:`GFGSM`, on the ``phi = 1`` scale: for gaussian with the l1 penalty
     ``(1/2n)||y - a - X b||^2 + lam ||b||_1`` is scikit-learn's ``Lasso(alpha=lam)``; for binomial

@@ -1,4 +1,4 @@
-"""Canonical exponential families (THEORY.md section 1).
+"""Canonical exponential families (docs/theory.md s.1).
 
 A family knows the per-observation loss ``l(y, eta) = b(eta) - y eta`` (the negative
 log-likelihood up to terms free of ``eta``, on the ``phi = 1`` scale used for estimation), its
@@ -48,10 +48,10 @@ def sigmoid(x: Any) -> Any:
 
 
 class Family(ABC):
-    """A canonical GLM family with ``b(eta)``; ``phi`` is its dispersion (THEORY.md table, s.1)."""
+    """A canonical GLM family with ``b(eta)``; ``phi`` is its dispersion (docs/theory.md s.1)."""
 
     name: str = ""
-    #: Which adversary objective is exact for this family (THEORY.md s.2).
+    #: Which adversary objective is exact for this family (docs/theory.md s.2).
     fgsm_is_exact: bool = True
 
     def __init__(self, phi: float = 1.0) -> None:
@@ -89,7 +89,7 @@ class Family(ABC):
         return self.mean(eta) - y
 
     def residual_sign(self, y: Any, eta: Any) -> Any:
-        """``s = sign(y - mu)``: the FGSM sign of THEORY.md s.2."""
+        """``s = sign(y - mu)``: the FGSM sign of docs/theory.md s.2."""
         xp = get_namespace(y, eta)
         return xp.sign(y - self.mean(eta))
 
@@ -100,7 +100,7 @@ class Family(ABC):
     def adversarial_residual(self, y: Any, eta: Any, P: Any) -> tuple[Any, ...]:
         """``rho = (l(y, eta - P) - l(y, eta + P)) / (2 P)`` and its partial derivatives.
 
-        The exact worst case of THEORY.md s.2 is
+        The exact worst case of docs/theory.md s.2 is
         ``max(l(eta - P), l(eta + P)) = (l(eta - P) + l(eta + P)) / 2 + P |rho|``; ``rho`` is the
         residual ``y - mu`` generalised to a budget ``P >= 0`` (``rho -> y - mu`` as ``P -> 0``),
         and the worst case has a kink exactly where ``rho = 0``.
@@ -232,7 +232,7 @@ class Binomial(Family):
         return mu * (1.0 - mu)
 
     def residual_sign(self, y: Any, eta: Any) -> Any:
-        # 0 < mu < 1, so sign(y - mu) = 2y - 1 for every eta (THEORY.md s.2); computing it from
+        # 0 < mu < 1, so sign(y - mu) = 2y - 1 for every eta (docs/theory.md s.2); computing it from
         # mu would give 0 where mu rounds to exactly 0 or 1.
         return 2.0 * y - 1.0
 

@@ -1,11 +1,11 @@
 """The G-FGSM objective ``Q_n``, its exact worst-case version, and the penalized likelihood ``R_n``.
 
-Every objective of the package has the composite form (THEORY.md s.3)
+Every objective of the package has the composite form (docs/theory.md s.3)
 
     F(theta) = (1/n) sum_i psi(y_i, eta_i, P),      eta_i = a + x_i' beta,   P = P_lam(beta) >= 0,
 
 with one per-observation function ``psi`` of the linear predictor and of the *adversarial shift*
-``P`` (the amount ``x_i' beta`` is moved by the adversary, THEORY.md s.2-3):
+``P`` (the amount ``x_i' beta`` is moved by the adversary, docs/theory.md s.2-3):
 
 * ``"pl"`` (penalized likelihood ``R_n``):  ``psi = l(y, eta) + P``;
 * ``"sign"`` (G-FGSM with the FGSM sign ``s_i = sign(y_i - mu_i)``):
@@ -225,7 +225,7 @@ def make_objective(
 
     ``method="pl"`` gives ``R_n``; ``method="gfgsm"`` gives ``Q_n`` with ``adversary="fgsm"``
     (the sign perturbation), ``"exact"`` (worst case over the l_inf ball of a linear
-    predictor, THEORY.md s.2) or ``"auto"`` (the exact worst case, by FGSM where that is exact:
+    predictor, docs/theory.md s.2) or ``"auto"`` (the exact worst case, by FGSM where that is exact:
     :func:`resolve_adversary`), mixed with the clean loss by ``clean_weight``.
     """
     fam = get_family(family)
@@ -266,7 +266,7 @@ def objective(
 ) -> float:
     """The mean objective of one problem: ``Q_n`` (``method="gfgsm"``) or ``R_n`` (``"pl"``).
 
-    ``Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta))`` (THEORY.md s.3, with the
+    ``Q_n(theta) = (1/n) sum_i l(y_i, eta_i - s_i P_lam(beta))`` (docs/theory.md s.3, with the
     ``clean_weight`` mix and the ``"exact"`` adversary as in :func:`make_objective`);
     ``R_n(theta) = (1/n) sum_i l(y_i, eta_i) + P_lam(beta)``, both on the ``phi = 1`` scale.
 

@@ -1,12 +1,12 @@
-"""Penalties ``P_lam(beta)`` of the generalized FGSM estimator (THEORY.md sections 3 and 6).
+"""Penalties ``P_lam(beta)`` of the generalized FGSM estimator (docs/theory.md sections 3 and 6).
 
 Two kinds live here.
 
-* **Separable** penalties ``P_lam(beta) = sum_j p_lam(|beta_j|)`` (THEORY.md section 3):
+* **Separable** penalties ``P_lam(beta) = sum_j p_lam(|beta_j|)`` (docs/theory.md s.3):
   :class:`L1`, :class:`WeightedL1` / :class:`AdaptiveL1`, :class:`Lr`, :class:`SCAD`, :class:`MCP`.
   They expose the scalar function ``p_lam`` (:meth:`~Penalty.pointwise`), its derivatives and its
   proximal map.
-* **Induced** penalties of the gradient schemes (THEORY.md section 6, third column of the table):
+* **Induced** penalties of the gradient schemes (docs/theory.md s.6, third column of the table):
   :class:`DualNorm`, :class:`PowerPenalty`, :class:`QuantizedPenalty`.  They are not separable and
   expose only ``value`` and ``grad``.
 
@@ -173,7 +173,7 @@ def _soft_threshold(z: Array, thr: Any, xp: Any) -> Array:
 
 
 class Penalty(abc.ABC):
-    """A penalty ``P_lam(beta)`` on the slopes (never on the intercept; THEORY.md section 2).
+    """A penalty ``P_lam(beta)`` on the slopes (never on the intercept; docs/theory.md s.2).
 
     Attributes
     ----------
@@ -250,7 +250,7 @@ class Penalty(abc.ABC):
 
 
 class SeparablePenalty(Penalty):
-    """``P_lam(beta) = sum_j p_lam(|beta_j|)`` (THEORY.md section 3).
+    """``P_lam(beta) = sum_j p_lam(|beta_j|)`` (docs/theory.md s.3).
 
     Subclasses provide :meth:`pointwise`, :meth:`derivative`, :meth:`second_derivative` and
     :meth:`prox`; ``value``, ``grad`` and ``hess_diag`` follow from them.
@@ -310,7 +310,7 @@ class SeparablePenalty(Penalty):
 
 
 class L1(SeparablePenalty):
-    """Lasso: ``p_lam(t) = lam t`` (THEORY.md section 3; the FGSM penalty with ``lam = eps``)."""
+    """Lasso: ``p_lam(t) = lam t`` (docs/theory.md s.3; the FGSM penalty with ``lam = eps``)."""
 
     name = "l1"
 
@@ -337,7 +337,7 @@ class L1(SeparablePenalty):
 
 
 class WeightedL1(SeparablePenalty):
-    """Weighted lasso ``P_lam(beta) = lam sum_j w_j |beta_j|`` (THEORY.md section 3).
+    """Weighted lasso ``P_lam(beta) = lam sum_j w_j |beta_j|`` (docs/theory.md s.3).
 
     Parameters
     ----------
@@ -477,7 +477,7 @@ def adaptive_weights(beta_pilot: Array, gamma: float = 1.0, eps: float | None = 
 
 
 class Lr(SeparablePenalty):
-    """Bridge penalty ``p_lam(t) = lam t^r``, ``0 < r <= 2`` (THEORY.md sections 3 and 7).
+    """Bridge penalty ``p_lam(t) = lam t^r``, ``0 < r <= 2`` (docs/theory.md sections 3 and 7).
 
     ``r = 1`` is l1, ``r = 2`` ridge; convex iff ``r >= 1``.  Right derivative at 0: 0 for
     ``r > 1``, ``lam`` for ``r = 1``, ``+inf`` for ``r < 1`` (0 when ``lam = 0``).
@@ -640,7 +640,7 @@ def _check_step_below(step: Any, bound: float, what: str, xp: Any) -> None:
 
 
 class SCAD(SeparablePenalty):
-    """SCAD penalty of Fan & Li (2001), ``a > 2`` (THEORY.md sections 3 and 7).
+    """SCAD penalty of Fan & Li (2001), ``a > 2`` (docs/theory.md sections 3 and 7).
 
     ``p'_lam(t) = lam {I(t <= lam) + (a lam - t)_+ / ((a - 1) lam) I(t > lam)}``, so
 
@@ -706,7 +706,7 @@ class SCAD(SeparablePenalty):
 
 
 class MCP(SeparablePenalty):
-    """Minimax concave penalty of Zhang (2010), ``gamma > 1`` (THEORY.md sections 3 and 7).
+    """Minimax concave penalty of Zhang (2010), ``gamma > 1`` (docs/theory.md sections 3 and 7).
 
     ``p_lam(t) = lam t - t^2 / (2 gamma)`` for ``t <= gamma lam`` and ``gamma lam^2 / 2``
     beyond; ``p'_lam(t) = (lam - t / gamma)_+``.
@@ -758,7 +758,7 @@ class MCP(SeparablePenalty):
 
 
 # --------------------------------------------------------------------------------------------
-# penalties induced by the gradient schemes (THEORY.md section 6, table, third column)
+# penalties induced by the gradient schemes (docs/theory.md s.6, table, third column)
 # --------------------------------------------------------------------------------------------
 #
 # Each is positively homogeneous of degree 1 in beta, so its gradient is homogeneous of degree 0
@@ -773,7 +773,7 @@ def _abs_for_grad(beta: Array, sigma: Array, xp: Any) -> Array:
 
 
 class DualNorm(Penalty):
-    """``P_lam(beta) = lam ||beta||_{q*}``, ``1/q + 1/q* = 1`` (THEORY.md section 6, the lq scheme).
+    """``P_lam(beta) = lam ||beta||_{q*}``, ``1/q + 1/q* = 1`` (docs/theory.md s.6, the lq scheme).
 
     ``q`` is the norm of the *scheme's* ball: ``q = inf`` gives l1, ``q = 2`` the l2 norm, ``q = 1``
     the max norm.  Convex.  (``DualNorm(inf)`` equals l1 in value but does not offer the
@@ -877,7 +877,7 @@ class DualNorm(Penalty):
 
 
 class PowerPenalty(Penalty):
-    """``P_lam(beta) = lam ||beta||_r^r / ||beta||_inf^{r-1}``, ``r >= 1`` (THEORY.md section 6, the
+    """``P_lam(beta) = lam ||beta||_r^r / ||beta||_inf^{r-1}``, ``r >= 1`` (docs/theory.md s.6, the
     power scheme); 0 at ``beta = 0``.  ``r = 1`` is l1; convex only for ``r = 1`` (along
     ``(1, t)`` the slope drops from ``r`` to ``2 - r`` at ``t = 1``)."""
 
@@ -946,7 +946,7 @@ class PowerPenalty(Penalty):
 
 class QuantizedPenalty(Penalty):
     """``P_lam(beta) = lam (1/b) sum_j max(1, round(b |beta_j| / ||beta||_inf)) |beta_j|``, integer
-    ``b >= 1`` (THEORY.md section 6, the quantized scheme); 0 at ``beta = 0``.
+    ``b >= 1`` (docs/theory.md s.6, the quantized scheme); 0 at ``beta = 0``.
 
     ``round`` is the Array-API ``round``: half to even, as in the scheme's direction.  ``b = 1`` is
     l1.  For ``b >= 2`` the value jumps where ``b |beta_j| / ||beta||_inf`` crosses a half-integer

@@ -1,17 +1,17 @@
 """Gradient schemes: how an adversary turns an input gradient into a perturbation direction
-(THEORY.md section 6).
+(docs/theory.md s.6).
 
 A scheme maps ``g = grad_x l`` (shape ``(..., d)``: any batch of per-sample input gradients, the
 ``d`` input features on the last axis) to a direction ``d`` of the same shape, in the unit ball of
 the scheme's norm (l_inf, except l_q for :class:`Lq`); the adversary then uses ``x + eps d``.
 
 Every sample is normalised by its own gradient only, never by statistics of the batch: batching
-samples (or replications) must not change any sample's direction (THEORY.md section 6,
+samples (or replications) must not change any sample's direction (docs/theory.md s.6,
 "Per-sample gradients").  A zero gradient gives a zero direction.
 
 For a GLM the input gradient is ``g = (mu - y) beta / phi``, so ``direction(g)' beta`` is a
 function of ``beta`` alone times ``-sign(y - mu)``: the scheme's *induced penalty*
-(:attr:`Scheme.induced_penalty`, the third column of the table in THEORY.md section 6), computed
+(:attr:`Scheme.induced_penalty`, the third column of the table in docs/theory.md s.6), computed
 independently in :mod:`gfgsm.penalties`.
 """
 
@@ -50,7 +50,7 @@ def _scaled(g: Array, xp: Any) -> tuple[Array, Array]:
 
 
 class Scheme(abc.ABC):
-    """A map from per-sample input gradients to perturbation directions (THEORY.md section 6).
+    """A map from per-sample input gradients to perturbation directions (docs/theory.md s.6).
 
     Attributes
     ----------
@@ -71,7 +71,7 @@ class Scheme(abc.ABC):
     @abc.abstractmethod
     def induced_penalty(self) -> Penalty:
         """The penalty ``P`` with ``direction(c beta)' beta = sign(c) P(beta)`` for any ``c != 0``,
-        so the GLM shift is ``-sign(y - mu) eps P(beta)`` (THEORY.md section 6)."""
+        so the GLM shift is ``-sign(y - mu) eps P(beta)`` (docs/theory.md s.6)."""
 
     def _params(self) -> dict[str, Any]:
         return {}
@@ -82,7 +82,7 @@ class Scheme(abc.ABC):
 
 
 class Sign(Scheme):
-    """FGSM: ``d_j = sign(g_j)``; induced penalty ``||beta||_1`` (THEORY.md sections 2 and 6)."""
+    """FGSM: ``d_j = sign(g_j)``; induced penalty ``||beta||_1`` (docs/theory.md s.2, s.6)."""
 
     name = "sign"
 
@@ -96,7 +96,7 @@ class Sign(Scheme):
 
 
 class Lq(Scheme):
-    """Steepest ascent in the l_q ball: ``d = argmax_{||d||_q <= 1} d'g`` (THEORY.md section 6).
+    """Steepest ascent in the l_q ball: ``d = argmax_{||d||_q <= 1} d'g`` (docs/theory.md s.6).
 
     As in cleverhans' ``optimize_linear``: ``q = inf`` gives ``sign(g)``; ``q = 2`` gives
     ``g / ||g||_2``; ``q = 1`` puts all the mass on the coordinate(s) of largest ``|g_j|``, split
@@ -141,7 +141,7 @@ class Lq(Scheme):
 
 
 class Power(Scheme):
-    """``d_j = sign(g_j) (|g_j| / ||g||_inf)^{r-1}``, ``r >= 1`` (THEORY.md section 6).
+    """``d_j = sign(g_j) (|g_j| / ||g||_inf)^{r-1}``, ``r >= 1`` (docs/theory.md s.6).
 
     ``r = 1`` is sign; ``r = 2`` is the raw gradient scaled into the l_inf ball.  Induced penalty
     ``||beta||_r^r / ||beta||_inf^{r-1}`` (:class:`~gfgsm.penalties.PowerPenalty`).
@@ -173,7 +173,7 @@ class Quantized(Scheme):
 
     ``b = 1`` is sign.  Induced penalty
     ``(1/b) sum_j max(1, round(b |beta_j| / ||beta||_inf)) |beta_j|``
-    (:class:`~gfgsm.penalties.QuantizedPenalty`; THEORY.md section 6).
+    (:class:`~gfgsm.penalties.QuantizedPenalty`; docs/theory.md s.6).
     """
 
     name = "quantized"

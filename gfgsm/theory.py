@@ -1,4 +1,4 @@
-"""Population quantities of a DGP (THEORY.md sections 1, 4 and 5).
+"""Population quantities of a DGP (docs/theory.md sections 1, 4 and 5).
 
 :func:`quantities` computes, at the true ``theta0`` of a :class:`~gfgsm.dgp.DGP`, with
 ``xt = (1, x)`` (intercept first, so vectors have ``p + 1`` entries):
@@ -89,7 +89,7 @@ class Quantities:
     dgp : the DGP's repr.
     """
 
-    I: np.ndarray  # noqa: E741 - THEORY.md's name
+    I: np.ndarray  # noqa: E741 - docs/theory.md's name
     D: float
     V: np.ndarray
     phi: float
@@ -127,7 +127,7 @@ class Quantities:
         mc = self.n_mc > 0
         with np.printoptions(precision=6, suppress=True, linewidth=100):
             lines = [
-                f"Population quantities (THEORY.md s.4-5) of {self.dgp}",
+                f"Population quantities (docs/theory.md s.4-5) of {self.dgp}",
                 f"  phi = {self.phi:.6g}   [{self.method.get('phi', '')}]",
                 f"  D   = {self.D:.6g}  (se {self.se_D:.2g})   [{self.method.get('D', '')}]",
                 f"  V   = {self.V}   [{self.method.get('V', '')}]",
@@ -361,7 +361,7 @@ def quantities(
     n_mc: int = 200_000,
     seed: SeedLike = 0,
 ) -> Quantities:
-    """``I``, ``D``, ``V`` and ``phi`` of ``dgp`` at its true parameters (THEORY.md s.4-5).
+    """``I``, ``D``, ``V`` and ``phi`` of ``dgp`` at its true parameters (docs/theory.md s.4-5).
 
     ``I = E[b''(eta) xt xt'] / phi`` (p + 1, p + 1), ``D = E|y - mu| / phi`` (scalar),
     ``V = E[sign(y - mu) b''(eta) xt] / phi`` (p + 1,), with ``xt = (1, x)``.
@@ -438,7 +438,7 @@ def quantities(
 
 
 # --------------------------------------------------------------------------------------------
-# limit laws (THEORY.md s.5 and s.7)
+# limit laws (docs/theory.md s.5 and s.7)
 # --------------------------------------------------------------------------------------------
 
 
@@ -463,7 +463,7 @@ class FiniteSampleLaw:
 
 @dataclass(frozen=True)
 class LimitLaw:
-    """Limit in law of ``sqrt(n) (theta_hat - theta0)`` (THEORY.md s.5, s.7), intercept first.
+    """Limit in law of ``sqrt(n) (theta_hat - theta0)`` (docs/theory.md s.5, s.7), intercept first.
 
     ``U = argmin_u Z(u)``, ``Z(u) = -u'W + u'Iu/2 + pen(u) + lin'u``, ``W ~ N(0, I)``, with
 
@@ -550,7 +550,7 @@ def limit_law(
     seed: SeedLike = 0,
     quantities_: Quantities | None = None,
 ) -> LimitLaw:
-    """The limit law of ``sqrt(n)(theta_hat - theta0)`` for ``dgp`` (THEORY.md s.5, s.7).
+    """The limit law of ``sqrt(n)(theta_hat - theta0)`` for ``dgp`` (docs/theory.md s.5, s.7).
 
     Parameters
     ----------
@@ -571,7 +571,7 @@ def limit_law(
         r_ = 1.0
     elif penalty == "lr":
         if r is None or not (0 < r < 1):
-            raise ValueError(f"penalty='lr' needs 0 < r < 1 (THEORY.md s.7), got r={r!r}")
+            raise ValueError(f"penalty='lr' needs 0 < r < 1 (docs/theory.md s.7), got r={r!r}")
         r_ = float(r)
     else:
         raise ValueError(f"unknown penalty {penalty!r} for limit_law; expected 'l1' or 'lr'")

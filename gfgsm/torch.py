@@ -1,15 +1,16 @@
 """PyTorch adapter (optional extra ``torch``): gfgsm's gradient schemes for any ``torch.nn.Module``.
 
 * :func:`perturb`: ``x + eps d(g)`` with ``g`` the per-sample input gradient and ``d`` a
-  :class:`~gfgsm.schemes.Scheme` (sign, l_q, power, quantized; THEORY.md section 6), detached;
+  :class:`~gfgsm.schemes.Scheme` (sign, l_q, power, quantized; docs/theory.md s.6), detached;
 * :class:`GFGSMLoss`: the G-FGSM training loss ``alpha l(x) + (1 - alpha) l(x_adv)``
   (``alpha = clean_weight``) with the perturbation held fixed, as adversarial training on
-  networks does (THEORY.md s.6, "Two estimators, one name");
+  networks does (docs/theory.md s.6, "Two estimators, one name");
 * :class:`TorchTarget`: a model and a loss as an :class:`~gfgsm.nn.attacks.AttackTarget`, so the
   iterative attacks of :mod:`gfgsm.nn.attacks` (PGD, PQGD, ...) run on torch tensors.
 
 Per-sample gradients: the input gradient is taken of the *sum* of the per-sample losses
-(``loss_fn`` with ``reduction="none"``), so each sample's gradient is its own (THEORY.md s.6).  A
+(``loss_fn`` with ``reduction="none"``), so each sample's gradient is its own (docs/theory.md
+s.6).  A
 mean-reduced loss would scale every gradient by ``1/n``, which no gfgsm scheme sees (each sample
 is normalised by its own gradient); models that mix samples (batch norm in training mode) are the
 exception, there the samples' gradients are not separable at all.
@@ -78,7 +79,7 @@ def perturb(
     clip_max: float | None = None,
     sample_dims: int = 1,
 ) -> torch.Tensor:
-    """The one-step scheme perturbation ``x + eps d(g)``, detached (THEORY.md s.6).
+    """The one-step scheme perturbation ``x + eps d(g)``, detached (docs/theory.md s.6).
 
     Parameters
     ----------
@@ -117,7 +118,7 @@ class GFGSMLoss(torch.nn.Module):
 
     ``x_adv = perturb(model, loss_fn, x, y, eps, scheme)`` is recomputed at every call and held
     fixed (detached): the weights' gradient is that of the loss at the fixed ``x_adv``, the
-    network practice of THEORY.md s.6 (for the sign scheme it has the same stationary points as
+    network practice of docs/theory.md s.6 (for the sign scheme it has the same stationary points as
     differentiating through the perturbation).
 
     Parameters

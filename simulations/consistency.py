@@ -1,4 +1,4 @@
-"""``consistency``: root-n consistency of l1 G-FGSM and PL, and what breaks it (THEORY.md s.5,
+"""``consistency``: root-n consistency of l1 G-FGSM and PL, and what breaks it (docs/theory.md s.5,
 consequence 1; s.8 claim 1).
 
 Aims
@@ -19,7 +19,7 @@ Methods
     each under three ``lam`` rules: ``lam0 / sqrt(n)``, fixed ``lam_fixed``, ``lam0 n^(-1/4)``.
     PL is run at the level matched to G-FGSM, ``lam D phi`` on its ``phi = 1`` scale
     (``LamRule(multiplier="D*phi")``), so the two methods share their first-order penalty
-    (THEORY.md s.4 and s.5 consequence 3) and differ only through ``V`` and higher-order terms.
+    (docs/theory.md s.4 and s.5 consequence 3) and differ only through ``V`` and higher-order terms.
 Performance measures
     RMSE of each coefficient and of the whole vector, ``RMSE(theta) = sqrt(E ||theta_hat -
     theta0||^2) = sqrt(sum_j MSE_j)``, with Monte Carlo SEs (delta method, via
@@ -110,7 +110,7 @@ def make_dgp(c: Mapping[str, Any]) -> DGP:
 STUDY = Study(
     name="consistency",
     aims="Root-n consistency of l1 G-FGSM and PL with lam0/sqrt(n); a bias plateau with a "
-         "fixed lam; the slower n^(-1/4) rate with lam0 n^(-1/4) (THEORY.md s.5, s.8 claim 1).",
+         "fixed lam; the slower n^(-1/4) rate with lam0 n^(-1/4) (docs/theory.md s.5, s.8).",
     factors={"family": FAMILIES, "n": [100, 200, 400, 800, 1600], "lam0": [1.0],
              "lam_fixed": [0.1]},
     make_dgp=make_dgp,
@@ -374,14 +374,14 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         f"exactly 0 (MCSE) is: {zero_txt}. The section agrees when every rule holds for "
         "every family and estimator. The fits over all n are reported beside them: at "
         f"n = {ns[0]} higher-order terms bend the curves (see the all-n lack-of-fit "
-        "p-values), which a straight line over all n absorbs into its slope; THEORY.md's "
+        "p-values), which a straight line over all n absorbs into its slope; docs/theory.md's "
         "claims are about the limit. "
         "Slopes are weighted least-squares fits with MCSE weights "
         f"(`gfgsm.mc.measures.rate_fit`); where the lack-of-fit test has p < {LOF_ALPHA} the "
         f"CI is inflated by sqrt(chi2/df) (marked *; {n_scaled} of {len(slopes)} decision "
         "fits). RMSE(theta) = sqrt(sum_j MSE_j) over intercept and slopes, its MCSE from the "
         "per-replication squared error norm by the delta method. PL runs at the level "
-        "lam D phi matched to G-FGSM (THEORY.md s.5, consequence 3). Largest non-converged "
+        "lam D phi matched to G-FGSM (docs/theory.md s.5, consequence 3). Largest non-converged "
         f"share in any cell: {nonconv:.3g} ({reps} replications per cell; non-converged fits "
         "are excluded)."
     )
@@ -390,7 +390,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         title="Root-n consistency and what breaks it",
         claim=("With lam_n = lam0/sqrt(n) both G-FGSM and PL are root-n consistent (log RMSE "
                "falls with slope -1/2 in log n); a fixed lam leaves a bias, so the RMSE "
-               "plateaus; lam_n = lam0 n^(-1/4) gives the slower rate n^(-1/4) (THEORY.md s.5, "
+               "plateaus; lam_n = lam0 n^(-1/4) gives the slower rate n^(-1/4) (docs/theory.md "
+               "s.5, "
                "consequence 1)."),
         verdict=verdict,
         agrees=all_agree,

@@ -1,9 +1,9 @@
-"""``limit_law``: the law of ``sqrt(n)(theta_hat - theta0)`` against THEORY.md s.5 (claim 2 of s.8).
+"""``limit_law``: the law of ``sqrt(n)(theta_hat - theta0)`` against docs/theory.md s.5 (s.8, 2).
 
 Aims
     Check that at large ``n`` the simulated law of ``U_n = sqrt(n)(theta_hat - theta0)`` for
     l1 G-FGSM at ``lam_n = lam0 / sqrt(n)`` and for l1 penalized likelihood (PL) is the limit
-    ``argmin_u Z(u)`` of THEORY.md s.5, sampled by :func:`gfgsm.theory.limit_law`: its mean
+    ``argmin_u Z(u)`` of docs/theory.md s.5, sampled by :func:`gfgsm.theory.limit_law`: its mean
     (which carries G-FGSM's ``lam0 ||beta0||_1 I^-1 V`` term), its covariance, its whole
     distribution (QQ plots, two-sample Kolmogorov-Smirnov per coefficient) and, with a true zero,
     its point mass at 0 (consequence 4).
@@ -16,8 +16,9 @@ Estimands
     ``theta0 = (a0, beta0)``; the target is the law of ``U_n``, not a point.
 Methods
     ``G-FGSM``: l1, ``lam = lam0 / sqrt(n)``, ``adversary="exact"`` (the convex worst case; for
-    binomial and gaussian it is the FGSM objective itself, THEORY.md s.2).  ``PL (lam D phi)``: l1
-    penalized likelihood at the matched level ``lam0 D phi / sqrt(n)`` (THEORY.md s.5
+    binomial and gaussian it is the FGSM objective itself, docs/theory.md s.2).  ``PL (lam D
+    phi)``: l1
+    penalized likelihood at the matched level ``lam0 D phi / sqrt(n)`` (docs/theory.md s.5
     consequence 3), so both estimators shrink by about as much and their limits differ by the V
     term only; its limit is ``limit_law(dgp, lam0 D phi, "pl")``.  Both methods fit the same
     replications.
@@ -85,7 +86,8 @@ def make_dgp(c: Mapping[str, Any]) -> DGP:
 STUDY = Study(
     name="limit_law",
     aims=("The law of sqrt(n)(theta_hat - theta0) at large n against the limit argmin Z(u) of "
-          "THEORY.md s.5 for l1 G-FGSM and l1 PL at lam D phi: mean, covariance, QQ, KS, and the "
+          "docs/theory.md s.5 for l1 G-FGSM and l1 PL at lam D phi: mean, covariance, QQ, KS, "
+          "and the "
           "point mass at 0 of a true zero."),
     factors={"family": ["binomial", "poisson", "gaussian"], "design": ["dense", "sparse"],
              "n": [1000, 4000], "lam0": [1.0]},
@@ -391,7 +393,7 @@ def _table(a: Analysis) -> pd.DataFrame:
 
 def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             executor: str = "processes") -> gfgsm.report.Section:
-    """Run (or resume) the study and build the report section (THEORY.md s.8, claim 2)."""
+    """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 2)."""
     store = gfgsm.report.run_study(study, preset, results, executor)
     a = analyse(store, study)
     n1, n2 = a.sizes
@@ -494,7 +496,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
         title="The limit law of sqrt(n)(theta_hat - theta0)",
         claim=("With lam_n = lam0/sqrt(n), sqrt(n)(theta_hat - theta0) converges in law to "
                "argmin_u Z(u), Z(u) = -u'W + u'Iu/2 + lam0 D pi(u) - lam0 ||beta0||_1 V'u for "
-               "G-FGSM and -u'W + u'Iu/2 + lam0 pi(u) for PL, W ~ N(0, I) (THEORY.md s.5); a "
+               "G-FGSM and -u'W + u'Iu/2 + lam0 pi(u) for PL, W ~ N(0, I) (docs/theory.md s.5); a "
                "true zero gets positive mass at exactly 0 (consequence 4)."),
         verdict=verdict,
         agrees=agrees,

@@ -1,10 +1,10 @@
 """``nn_digits``: G-FGSM training schemes and baselines on the 8x8 digits, attacked by FGSM, PGD
 and PQGD; and the seed paper's claim that PQGD is sharper than PGD at small step counts
-(THEORY.md s.6 and s.8 claim 6; seeds/quantized-gradients-paper.txt, s.3.2-3.3 and s.4.3-4.4).
+(docs/theory.md s.6 and s.8 claim 6; seeds/quantized-gradients-paper.txt, s.3.2-3.3 and s.4.3-4.4).
 
 Aims
     (1) Clean and robust test accuracy, against the attack budget ``eps``, of one small network
-    trained with each G-FGSM scheme of THEORY.md s.6 (sign = FGSM training, lq, power,
+    trained with each G-FGSM scheme of docs/theory.md s.6 (sign = FGSM training, lq, power,
     quantized) and with the usual baselines (no regularisation, l2 / l1 weight decay, uniform
     and gaussian input noise of the same budget, FGSM with random start), with confidence
     bands over training restarts.  (2) Test the seed paper's claim (s.4.4, Fig. 4): "PQGD
@@ -31,7 +31,7 @@ Methods (:class:`gfgsm.nn.study.NetworkMethod`, all trained by :func:`gfgsm.nn.t
     64, 60 epochs (scikit-learn's loss-plateau stop may end a network earlier; its status is
     reported), no early stopping; clean test accuracy about 97% without regularisation.
     Training budget ``eps_train = 0.1``; the perturbation is recomputed each step and held
-    fixed (THEORY.md s.6, "two estimators, one name"); training inputs are not clipped.
+    fixed (docs/theory.md s.6, "two estimators, one name"); training inputs are not clipped.
 
     * ``none``: the clean mean loss.
     * ``sign``: FGSM training, Goodfellow et al.'s ``0.5 l(x) + 0.5 l(x + 0.1 sign(g))``.
@@ -358,7 +358,7 @@ STUDY = Study(
     name="nn_digits",
     aims="Clean and robust accuracy of G-FGSM-trained networks and baselines on the 8x8 "
          "digits under FGSM, PGD and PQGD, and the seed paper's claim that PQGD is sharper "
-         "than PGD at small step counts (THEORY.md s.6, s.8 claim 6).",
+         "than PGD at small step counts (docs/theory.md s.6, s.8 claim 6).",
     factors={"hidden": [32]},
     make_dgp=make_dgp,
     methods=make_methods(),
@@ -675,7 +675,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     return gfgsm.report.Section(
         key="nn_digits",
         title="Networks on the 8x8 digits: schemes, baselines and PQGD vs PGD",
-        claim=("Networks trained with the G-FGSM schemes of THEORY.md s.6 are compared with "
+        claim=("Networks trained with the G-FGSM schemes of docs/theory.md s.6 are compared with "
                "baselines under FGSM, PGD and PQGD; and the seed paper's claim (s.4.4): PQGD "
                "produces a much sharper attack than PGD when the number of steps is small, "
                "the advantage fading as steps increase."),

@@ -1,5 +1,5 @@
 """``noise_level``: the best ``lam`` of G-FGSM does not depend on the noise level; PL's grows
-with it (THEORY.md s.3 "Noise-level invariance", s.4; s.8 claim 5).
+with it (docs/theory.md s.3 "Noise-level invariance", s.4; s.8 claim 5).
 
 Aims
     For the gaussian family, find the ``lam`` that minimises the estimation error of l1 G-FGSM
@@ -101,7 +101,7 @@ def make_dgp(c: Mapping[str, Any]) -> DGP:
 STUDY = Study(
     name="noise_level",
     aims="The estimation-error-minimising lam of l1 G-FGSM does not depend on the noise level "
-         "sigma; that of l1 PL is proportional to sigma (THEORY.md s.3, s.4, s.8 claim 5).",
+         "sigma; that of l1 PL is proportional to sigma (docs/theory.md s.3, s.4, s.8 claim 5).",
     factors={"sigma": [0.5, 1.0, 2.0, 4.0], "n": [400]},
     make_dgp=make_dgp,
     methods=_methods(GRID_K),
@@ -326,7 +326,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     decide = slopes[slopes["n"] == n_max].set_index("estimator")
     agrees = bool(decide["agrees"].all()) and set(decide.index) == set(ESTIMATORS)
 
-    # theory: to first order G-FGSM at lam is the lasso at lam D phi (THEORY.md s.4)
+    # theory: to first order G-FGSM at lam is the lasso at lam D phi (docs/theory.md s.4)
     dphi = {}
     for c in study.conditions(preset):
         key = (int(c["n"]), float(c["sigma"]))
@@ -384,7 +384,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         ("Slope of log best lam on log sigma (95% bootstrap percentile CI); the decision uses "
          f"n = {n_max}.", gfgsm.report.markdown_table(slope_tab, floatfmt=".3g")),
         ("Best lam per sigma (lam0 = sqrt(n) lam; error = E||beta_hat - beta0||^2). The last "
-         "but one column is the first-order link of THEORY.md s.4 (G-FGSM at lam acts as PL at "
+         "but one column is the first-order link of docs/theory.md s.4 (G-FGSM at lam acts as "
+         "PL at "
          "lam D phi, D phi = sigma sqrt(2/pi) from `gfgsm.theory.quantities`): near 1 where "
          "it holds.", gfgsm.report.markdown_table(best_tab, floatfmt=".3g")),
     ]
@@ -423,7 +424,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         claim=("For gaussian data, the lam that minimises the estimation error of G-FGSM does "
                "not depend on the noise level sigma (phi multiplies the whole G-FGSM objective; "
                "to first order G-FGSM is the lasso at lam sigma sqrt(2/pi)), while the best "
-               "lam of PL is proportional to sigma (THEORY.md s.3 and s.4)."),
+               "lam of PL is proportional to sigma (docs/theory.md s.3 and s.4)."),
         verdict=verdict,
         agrees=agrees,
         figures=[

@@ -1,6 +1,6 @@
 """``real_data``: G-FGSM and PL on data sets that ship with scikit-learn and statsmodels.
 
-Aims (THEORY.md s.4-5 on real data): G-FGSM at budget ``lam`` should behave like penalized
+Aims (docs/theory.md s.4-5 on real data): G-FGSM at budget ``lam`` should behave like penalized
 likelihood (PL) at the matched level ``lam D phi`` (``D phi = mean |y - mu|``, the mean
 absolute residual), the two differing, to first order in ``lam``, by
 ``lam ||beta||_1 I^-1 V`` when the data are not sign neutral (``V != 0``).  For each data set
@@ -151,7 +151,7 @@ def load_datasets(randhie_rows: int | None = None, seed: int = SEED) -> list[Dat
 
 def _fit_kwargs(family: str, method: str) -> dict[str, Any]:
     # poisson FGSM can have no minimiser ("sign_cycle"); the exact adversary is convex.  For
-    # binomial and gaussian FGSM is the exact worst case already (THEORY.md s.2).
+    # binomial and gaussian FGSM is the exact worst case already (docs/theory.md s.2).
     if method == "gfgsm" and family == "poisson":
         return {"adversary": "exact"}
     return {}
@@ -329,7 +329,7 @@ def _gap_check(r: Result) -> dict[str, float]:
     """Observed gap theta_G(lam) - theta_PL(lam D phi) against lam ||beta||_1 I^-1 V.
 
     At the CV-chosen G-FGSM ``lam`` and at the smallest positive ``lam`` where both full-data
-    fits converged (the first-order regime of THEORY.md s.4-5; only where the MLE exists,
+    fits converged (the first-order regime of docs/theory.md s.4-5; only where the MLE exists,
     since the expansion is about it)."""
     i = r.sel_g[0]
     gap = r.theta("gfgsm", i) - r.theta("pl", i)
@@ -571,7 +571,7 @@ def section(preset: str, results: Path, figures: Path, *, config: Config | None 
         f"lam ||beta||_1 I^-1 V by a relative error of {', '.join(fo) or 'n/a'}."
     )
     claim = (
-        "THEORY.md s.4-5 on real data: G-FGSM with budget lam is, to first order, penalized "
+        "docs/theory.md s.4-5 on real data: G-FGSM with budget lam is, to first order, penalized "
         "likelihood at the matched level lam D phi (D phi = mean |y - mu|, the mean absolute "
         "residual), so its coefficient path and cross-validated deviance should resemble PL's "
         "at that level; the two differ by lam ||beta||_1 I^-1 V, which vanishes only when the "

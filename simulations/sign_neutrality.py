@@ -1,7 +1,7 @@
-"""``sign_neutrality``: G-FGSM's extra bias when sampling is not sign neutral (THEORY.md s.5).
+"""``sign_neutrality``: G-FGSM's extra bias when sampling is not sign neutral (docs/theory.md s.5).
 
 Aims
-    THEORY.md s.5, consequence 3: l1 G-FGSM at ``lam = lam0 / sqrt(n)`` and l1 penalized
+    docs/theory.md s.5, consequence 3: l1 G-FGSM at ``lam = lam0 / sqrt(n)`` and l1 penalized
     likelihood (PL) at the matched level ``lam D`` (``lam D phi`` on the package's ``phi = 1``
     scale) have the same limit unless the sign-neutrality vector
     ``V = E[sign(y - mu) b''(eta) xt] / phi`` is nonzero; then
@@ -14,7 +14,7 @@ Data-generating mechanisms
 
     * binomial, ``beta0 = (1, -0.5)``, intercept ``a0`` in {-2, -1, 0, 1, 2}: the class balance.
       ``V``'s intercept entry is 0 at ``a0 = 0`` (balanced, symmetric design) but its slope
-      entries are not (THEORY.md s.5, worked cases);
+      entries are not (docs/theory.md s.5, worked cases);
     * gaussian, ``beta0 = (1, -0.5)``, ``a0 = 1``, ``sigma = 1``, errors a standardized centred
       gamma of skewness ``g`` in {-2, -1, 0, 1, 2} (:class:`CentredGamma`; ``g = 0`` is N(0, 1)):
       ``V = E[sign e] (1, E x) = (E sign e, 0, 0)``, zero iff the error median is 0, i.e. at
@@ -174,7 +174,8 @@ STUDY = Study(
     name="sign_neutrality",
     aims=("G-FGSM at lam minus PL at the matched level lam D phi, on the same data, against the "
           "predicted extra bias lam0 ||beta0||_1 I^-1 V along the class balance (binomial), the "
-          "error skewness (gaussian) and the mean count (poisson) (THEORY.md s.5, consequence 3)."),
+          "error skewness (gaussian) and the mean count (poisson) (docs/theory.md s.5, "
+          "consequence 3)."),
     factors={"family": ["binomial", "gaussian", "poisson"], "level": [0, 1, 2, 3, 4],
              "n": [2000, 8000], "lam0": [1.0]},
     make_dgp=make_dgp,
@@ -422,7 +423,7 @@ def _axis_text(r: Any) -> str:
 
 def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             executor: str = "processes") -> gfgsm.report.Section:
-    """Run (or resume) the study and build the report section (THEORY.md s.8, claim 3)."""
+    """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 3)."""
     store = gfgsm.report.run_study(study, preset, results, executor)
     a = analyse(store, study)
     c = a.cells
@@ -495,7 +496,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
         f"({neu_worst.family} {_axis_text(neu_worst)} {neu_worst.param}: "
         f"{_fmt(neu_worst.ext, neu_worst.se_ext)}). At a0 = 0 the binomial slopes keep a "
         "nonzero predicted difference: V is a property of the whole design, not only of the "
-        "class balance (THEORY.md s.5).\n\n"
+        "class balance (docs/theory.md s.5).\n\n"
         f"**The finite-n term.** The difference of the two estimators has almost no sampling "
         f"noise (the W of both limits cancels), so a finite-n term is visible: over the cells "
         f"whose prediction exceeds 10 SE, the measured difference reaches a median "
@@ -523,7 +524,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
         claim=("G-FGSM at lam = lam0/sqrt(n) and PL at the matched level lam D phi have the "
                "same limit unless the sign-neutrality vector V = E[sign(y - mu) b''(eta) xt]/phi "
                "is nonzero; then sqrt(n)(theta_hat_GFGSM - theta_hat_PL) tends to "
-               "lam0 ||beta0||_1 I^-1 V (THEORY.md s.5, consequence 3): nonzero for imbalanced "
+               "lam0 ||beta0||_1 I^-1 V (docs/theory.md s.5, consequence 3): nonzero for "
+               "imbalanced "
                "classes, skewed errors and small Poisson means."),
         verdict=verdict,
         agrees=agrees,

@@ -1,6 +1,6 @@
 """``sparsity``: variable selection by l1, adaptive l1, SCAD, MCP and lr (r = 0.5), G-FGSM vs PL.
 
-THEORY.md s.7 (the weak oracle property of G-FGSM) and claim 4 of s.8.
+docs/theory.md s.7 (the weak oracle property of G-FGSM) and claim 4 of s.8.
 
 Aims
     (1) Do the non-convex penalties (SCAD, MCP) and adaptive l1 recover the true support more
@@ -153,7 +153,7 @@ STUDY = Study(
     name="sparsity",
     aims=("Variable selection by l1, adaptive l1, SCAD, MCP and lr (r=0.5) under G-FGSM and PL "
           "(BIC-tuned) on the Fan & Li (2001) design and binomial/poisson analogues: correct "
-          "and incorrect zeros, exact support recovery and model error against n (THEORY.md "
+          "and incorrect zeros, exact support recovery and model error against n (docs/theory.md "
           "s.7, s.8 claim 4)."),
     factors={"design": RUN_ORDER, "n": sorted(N_VALUES, reverse=True)},
     make_dgp=make_dgp,

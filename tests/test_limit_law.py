@@ -1,4 +1,4 @@
-"""Limit laws of THEORY.md s.5 and s.7 against closed forms computed here and simulation."""
+"""Limit laws of docs/theory.md s.5 and s.7 against closed forms computed here and simulation."""
 
 from __future__ import annotations
 

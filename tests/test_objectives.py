@@ -1,4 +1,4 @@
-"""The objectives of THEORY.md s.2-3 against independent NumPy computations.
+"""The objectives of docs/theory.md s.2-3 against independent NumPy computations.
 
 Every reference value here is written from the formulas, not from gfgsm's code:
 
@@ -177,7 +177,7 @@ def test_poisson_fgsm_is_the_sign_perturbation_and_can_miss_the_worst_case(p, xp
     # FGSM is one of the corners, so never above the worst case ...
     assert np.all(ps <= worst + RTOL_VALUE * np.abs(worst))
     # ... and strictly below it where y is just above mu: the sign says "push eta down", but
-    # exp(eta) is steeper upwards, so eta + P costs more (THEORY.md s.2).
+    # exp(eta) is steeper upwards, so eta + P costs more (docs/theory.md s.2).
     gap = worst - ps
     assert gap.max() > 1e-3, f"no sample where FGSM misses the worst case (max gap {gap.max()})"
 
@@ -213,7 +213,7 @@ def test_exact_adversary_is_fgsm_for_binomial_and_gaussian(family, xp):
 
 
 # --------------------------------------------------------------------------------------------
-# closed forms (Goodfellow; THEORY.md s.2)
+# closed forms (Goodfellow; docs/theory.md s.2)
 # --------------------------------------------------------------------------------------------
 
 

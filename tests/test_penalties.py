@@ -1,7 +1,7 @@
-"""Penalties (THEORY.md sections 3 and 6) against independent references.
+"""Penalties (docs/theory.md sections 3 and 6) against independent references.
 
 References are written here from the papers' formulas (Fan & Li 2001 for SCAD, Zhang 2010 for
-MCP, the table of THEORY.md section 6), numerical integrals (scipy.integrate.quad), central finite
+MCP, the table of docs/theory.md s.6), numerical integrals (scipy.integrate.quad), central finite
 differences, and brute-force minimisation (dense grid plus scipy.optimize.minimize_scalar).  Every
 array-level test runs on NumPy and on ``array_api_strict`` through the ``xp`` fixture of
 conftest.py.
@@ -634,7 +634,7 @@ def test_weighted_l1_rejects_bad_weights(w, msg, xp):
 
 
 # --------------------------------------------------------------------------------------------
-# induced penalties of the schemes (THEORY.md section 6, third column)
+# induced penalties of the schemes (docs/theory.md s.6, third column)
 # --------------------------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 References are computed here independently of :mod:`gfgsm.theory`:
 
-* gaussian: the closed forms of THEORY.md s.4-5 written out from the design's law;
+* gaussian: the closed forms of docs/theory.md s.4-5 written out from the design's law;
 * finite designs: brute-force sums over ``itertools.product`` with scipy's Poisson pmf;
 * Gaussian designs: for ``x ~ N(0, Sigma)`` and ``z = x' beta ~ N(0, s^2)``, ``u = Sigma beta``,
   Gaussian conditioning gives ``E[h(z) x] = u E[h z] / s^2`` and
@@ -56,7 +56,7 @@ def _ar1(p, rho):
 
 
 def _gaussian_closed_form(design_mean, design_S, sigma, abs_mean, sign_mean):
-    """THEORY.md s.4-5 for gaussian: I = E[xt xt']/s^2, D = E|e|/s, V = E sign(e) E[xt]/s^2."""
+    """docs/theory.md s.4-5 for gaussian: I = E[xt xt']/s^2, D = E|e|/s, V = E sign(e) E[xt]/s^2."""
     m = np.asarray(design_mean)
     q = len(m) + 1
     Ext = np.concatenate([[1.0], m])
@@ -230,7 +230,7 @@ def test_reference_integrator_reproduces_the_gaussian_stein_identity():
 
 
 # --------------------------------------------------------------------------------------------
-# sign neutrality of the binomial intercept (THEORY.md s.5)
+# sign neutrality of the binomial intercept (docs/theory.md s.5)
 # --------------------------------------------------------------------------------------------
 
 SYMMETRIC = {
@@ -261,7 +261,7 @@ def test_binomial_intercept_zero_symmetric_design_has_V0_zero(name):
 
 
 def test_binomial_V_slopes_do_not_vanish_and_asymmetric_intercept_does():
-    """THEORY.md s.5: V is a property of the whole design, not only of the class balance."""
+    """docs/theory.md s.5: V is a property of the whole design, not only of the class balance."""
     q = quantities(DGP("binomial", GaussianDesign(2), [1.0, -0.5], 0.0))
     assert q.V[0] == 0.0
     assert np.all(np.abs(q.V[1:]) > 20 * q.se_V[1:])

@@ -111,7 +111,7 @@ def test_breast_cancer_has_no_mle(data):
 
 
 def test_first_order_gap_on_real_data(data):
-    # THEORY.md s.4-5: theta_G(lam) - theta_PL(lam D phi) = lam ||beta||_1 I^-1 V + O(lam^2)
+    # docs/theory.md s.4-5: theta_G(lam) - theta_PL(lam D phi) = lam ||beta||_1 I^-1 V + O(lam^2)
     d = data["spector"]
     sn = gfgsm.sign_neutrality(d.X, d.y, d.family, n_boot=30)
     lam = 1e-4

@@ -1,4 +1,4 @@
-"""G-FGSM with the schemes' induced penalties (THEORY.md s.6) against independent solvers."""
+"""G-FGSM with the schemes' induced penalties (docs/theory.md s.6) against independent solvers."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_sign_scheme_is_the_l1_penalty():
 
 @pytest.mark.parametrize("lam", [0.02, 0.1])
 def test_l2_scheme_binomial_matches_bfgs(lam):
-    """q = 2 (fast gradient method) induces lam ||beta||_2 inside the loss (THEORY.md s.6).
+    """q = 2 (fast gradient method) induces lam ||beta||_2 inside the loss (docs/theory.md s.6).
 
     Reference: scipy BFGS on mean softplus(-(2y - 1) eta + lam ||beta||_2), smooth away from
     beta = 0 (the solution here is far from 0), gradient tolerance 1e-11; a strictly convex

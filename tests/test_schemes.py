@@ -1,6 +1,6 @@
-"""Gradient schemes (THEORY.md section 6) against brute force and the paper's definitions.
+"""Gradient schemes (docs/theory.md s.6) against brute force and the paper's definitions.
 
-The key test checks the third column of the table in THEORY.md section 6: for a GLM the input
+The key test checks the third column of the table in docs/theory.md s.6: for a GLM the input
 gradient is ``(mu - y) beta``, and perturbing along the scheme's direction moves ``x' beta`` by
 exactly ``-sign(y - mu) P(beta)``, with ``P`` the scheme's induced penalty computed independently
 in :mod:`gfgsm.penalties`.  Every array-level test runs on NumPy and on ``array_api_strict``
@@ -51,7 +51,7 @@ def _norm(d, q):
 
 
 # --------------------------------------------------------------------------------------------
-# THE KEY TEST: THEORY.md section 6, third column of the table
+# THE KEY TEST: docs/theory.md s.6, third column of the table
 # --------------------------------------------------------------------------------------------
 
 
@@ -223,7 +223,7 @@ def test_power_matches_definition(r, xp):
 
 
 def test_large_b_quantized_and_r2_power_tend_to_the_scaled_raw_gradient(xp):
-    """THEORY.md section 6: b -> inf quantized and r = 2 power both give g / ||g||_inf."""
+    """docs/theory.md s.6: b -> inf quantized and r = 2 power both give g / ||g||_inf."""
     rng = np.random.default_rng(8)
     g = rng.normal(size=(10, 7))
     raw = g / np.max(np.abs(g), axis=-1, keepdims=True)

@@ -3,7 +3,7 @@ proportional to it.
 
 The study's DGP and sigma grid, at n = 1600: the claim is asymptotic, and at n = 1600 the
 smallest nonzero slope is 5 noise SDs of its estimate even at sigma = 4 (sqrt(n) 0.5 / 4 = 5),
-so true-nonzero slopes are not thresholded near the best lam (the regime THEORY.md s.4 and the
+so true-nonzero slopes are not thresholded near the best lam (the regime docs/theory.md s.4 and the
 lasso's scale invariance describe; the report's quick preset at n = 400 shows the boundary of
 that regime).  The lam lattice is narrowed to a few steps around each estimator's optimum and
 60 replications per sigma keep the test short; fixed study seed and bootstrap seed.

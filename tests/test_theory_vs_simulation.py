@@ -1,4 +1,4 @@
-"""THEORY.md s.5 against simulation: the limit law's bias, and the need for the V term.
+"""docs/theory.md s.5 against simulation: the limit law's bias, and the need for the V term.
 
 For ``lam_n = lam0 / sqrt(n)`` the mean of ``sqrt(n)(theta_hat - theta0)`` tends to
 ``LimitLaw.bias``; at finite ``n`` it differs by ``O(1 / sqrt(n))`` (the MLE's own bias on this

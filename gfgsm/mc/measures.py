@@ -12,9 +12,9 @@ Functions
     bias, empirical SE, MSE, RMSE, relative bias and coverage per group, each with its MCSE.
 :func:`rate_fit`
     slope of ``log y`` on ``log x`` (e.g. ``log RMSE`` on ``log n``: -1/2 under root-n
-    consistency, THEORY.md s.5 consequence 1 and s.8 claim 1), weighted by the MCSEs.
+    consistency, docs/theory.md s.5 consequence 1 and s.8 claim 1), weighted by the MCSEs.
 :func:`selection`
-    correct / incorrect zeros and exact support recovery (THEORY.md s.8 claim 4).
+    correct / incorrect zeros and exact support recovery (docs/theory.md s.8 claim 4).
 :func:`convergence`
     replications, converged share and counts per solver status.
 :func:`format_estimate`

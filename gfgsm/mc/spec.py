@@ -57,15 +57,17 @@ ChunkCompute = Callable[..., "pd.DataFrame"]
 class LamRule:
     """``lam = scale * n ** (-exponent)``, ``scale`` a number or the name of a condition factor.
 
-    ``LamRule()`` is ``lam0 / sqrt(n)`` (THEORY.md s.5); ``LamRule(exponent=0)`` a fixed ``lam0``;
-    ``LamRule(exponent=0.25)`` the slower ``lam0 n^(-1/4)``; for lr (``0 < r < 1``) THEORY.md s.7
+    ``LamRule()`` is ``lam0 / sqrt(n)`` (docs/theory.md s.5); ``LamRule(exponent=0)`` fixed
+    ``lam0``;
+    ``LamRule(exponent=0.25)`` the slower ``lam0 n^(-1/4)``; for lr (``0 < r < 1``),
+    docs/theory.md s.7
     uses ``exponent = 1 - r / 2``.
     """
 
     exponent: float = 0.5
     scale: str | float = "lam0"
     #: ``"D"`` or ``"D*phi"``: also multiply by the population ``D`` (times ``phi``) of the
-    #: condition's DGP, e.g. PL at the level matched to G-FGSM (THEORY.md s.5, consequence 3:
+    #: condition's DGP, e.g. PL at the level matched to G-FGSM (docs/theory.md s.5, consequence 3:
     #: PL at ``lam D phi`` on the package's ``phi = 1`` scale).
     multiplier: str | None = None
 

@@ -1,6 +1,6 @@
 """Crossover: from the smoothed solution of a kinked problem to its exact KKT point.
 
-The exact worst case (THEORY.md s.2) has a kink wherever an observation's adversarial residual
+The exact worst case (docs/theory.md s.2) has a kink wherever an observation's adversarial residual
 ``rho_i`` vanishes; :func:`~gfgsm.solvers.orthant_newton.orthant_newton` minimises a smooth
 upper bound with smoothing ``mu_s``, whose minimiser is within ``O(mu_s)`` of the exact one and
 whose gradient can only be resolved to about ``P |y| eps / mu_s``.  At that point the

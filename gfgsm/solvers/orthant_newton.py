@@ -1,6 +1,6 @@
 """Batched orthant-wise Newton for ``F(theta) = mean_i psi(y_i, eta_i, P(beta))``.
 
-The problem (THEORY.md s.3-4, any objective of :mod:`gfgsm.objectives`) is
+The problem (docs/theory.md s.3-4, any objective of :mod:`gfgsm.objectives`) is
 
     minimise_theta  F(theta) = (1/n) sum_i psi(y_i, eta_i, P(beta)),
     eta = Xt theta  (Xt = [1, X] with an intercept),   P(beta) = c0 + sum_j u_j |beta_j|,
@@ -22,7 +22,7 @@ method (the Newton analogue of OWL-QN, Andrew & Gao 2007):
 
 Where ``psi`` has kinks in ``eta`` (the exact worst case, gaussian G-FGSM) the Newton steps are
 taken on the smooth upper bound of :meth:`Objective.smoothed_value` with smoothing level ``mu_s``,
-which is divided by 10 each time the smoothed problem is solved to ``max(tol, mu_s)``, down to
+which is divided by 100 each time the smoothed problem is solved to ``max(tol, mu_s)``, down to
 ``smooth_min``.  The reported ``kkt`` is then the stationarity residual of the smoothed problem
 at ``smooth_min``, whose objective exceeds the true one by at most ``P * smooth_min``.
 

@@ -1,7 +1,7 @@
 """Frozen-sign iterations for the FGSM objective when its sign depends on theta (poisson).
 
 For poisson, ``s_i = sign(y_i - mu_i(theta))`` changes with ``theta`` and ``Q_n`` jumps where it
-does (THEORY.md s.2), so no gradient method applies to ``Q_n`` itself.  With the signs frozen,
+does (docs/theory.md s.2), so no gradient method applies to ``Q_n`` itself.  With the signs frozen,
 ``Q_n`` is smooth on each orthant of ``beta``; we solve that problem, recompute the signs at its
 solution, and repeat until they no longer change.  A fixed point is a point whose own signs give
 a problem it solves: a local minimiser of ``Q_n`` inside the region where the signs are
