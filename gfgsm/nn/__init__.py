@@ -2,9 +2,10 @@
 
 * :mod:`gfgsm.nn.networks`: ``R`` multilayer perceptrons as stacked arrays, analytic
   backpropagation and per-sample input gradients of the summed loss;
-* :mod:`gfgsm.nn.training`: :func:`train_networks` (Adam or full-batch L-BFGS, the perturbation
-  recomputed at every step and held fixed within it; schemes, noise and weight-decay baselines,
-  FGSM with random start and its catastrophic-overfitting monitor);
+* :mod:`gfgsm.nn.training`: :func:`train_networks` (Adam, full-batch L-BFGS or ``"auto"``, the
+  perturbation recomputed at every step and held fixed within it; "converged" means a small
+  full-batch gradient; schemes, noise and weight-decay baselines, FGSM with random start and
+  its catastrophic-overfitting monitor);
 * :mod:`gfgsm.nn.estimators`: :class:`GFGSMNetwork`, the scikit-learn estimator;
 * :mod:`gfgsm.nn.teacher`: :class:`TeacherNetwork`, data from a known network through a family;
 * :mod:`gfgsm.nn.study`: :class:`NetworkMethod`, a training method of a Monte Carlo study;

@@ -52,9 +52,16 @@ class GFGSMNetwork(BaseEstimator):
     Each step perturbs the inputs of its mini-batch from the current weights (the perturbation
     is then held fixed while the weights move) and minimises
     ``clean_weight * mean l(x) + (1 - clean_weight) * mean l(x + delta)`` plus weight decay
-    (see :mod:`gfgsm.nn.training` for every option).  With ``hidden=()``, ``scheme="sign"``,
-    ``clean_weight=0`` and ``solver="lbfgs"`` it is the GLM :class:`gfgsm.GFGSM` with
-    ``penalty="l1"`` and ``lam = eps`` (THEORY.md s.6).
+    (see :mod:`gfgsm.nn.training` for every option).  With ``hidden=()``, ``scheme="sign"`` and
+    ``clean_weight=0`` it is the GLM :class:`gfgsm.GFGSM` with ``penalty="l1"`` and
+    ``lam = eps`` (THEORY.md s.6) as long as that fit has no zero coefficient; the default
+    solver (``"auto"``: full-batch L-BFGS on such small problems) reaches it to about
+    ``tol / (smallest Hessian eigenvalue)``.
+
+    **Convergence** means stationarity: ``converged_`` is ``grad_max_ <= tol``, the largest
+    gradient entry of the full-batch training objective at the returned weights with the
+    perturbation recomputed there.  A loss plateau of Adam that is not stationary has status
+    ``"plateau"`` and draws a ``ConvergenceWarning``.
 
     Parameters
     ----------
@@ -68,9 +75,14 @@ class GFGSMNetwork(BaseEstimator):
         ``"gaussian"`` (noise of the same budget) or ``"none"``.
     clean_weight : Goodfellow's ``alpha`` in [0, 1].  alpha : FGSM-RS step (``1.25 lam``).
     weight_decay, decay : weight penalty (``"l2"``: ``weight_decay/2 sum W^2``; ``"l1"``).
-    solver : ``"adam"`` or ``"lbfgs"`` (full batch).
+    solver : ``"auto"`` (default: ``"lbfgs"`` when ``n * n_params <= 10**6`` and no
+        ``early_stopping``, else ``"adam"``; :data:`gfgsm.nn.training.AUTO_LBFGS_MAX_WORK`),
+        ``"adam"`` or ``"lbfgs"`` (full batch).
     learning_rate_init, beta_1, beta_2, epsilon, batch_size : Adam's settings.
-    max_iter, tol, n_iter_no_change : epochs / iterations and the stopping rule.
+    max_iter : epochs (Adam) or iterations (L-BFGS).
+    tol : stationarity tolerance on ``max |grad|`` (every solver); also Adam's loss-improvement
+        threshold for its plateau stop, as in scikit-learn.
+    n_iter_no_change : epochs without improvement before Adam stops.
     early_stopping, validation_fraction : stop on the adversarial validation loss (Adam).
     memory : L-BFGS curvature pairs.
     n_restarts : networks trained at once; the best is kept.
@@ -87,9 +99,10 @@ class GFGSMNetwork(BaseEstimator):
     robust_curve_, clean_curve_ : PGD-robust and clean accuracy (loss for regressors) per
         epoch, when monitored.
     catastrophic_overfitting_ : bool; catastrophic_overfitting_epoch_ : int or ``None``.
-    n_iter_, converged_, status_ : of the kept network.  best_restart_, restart_losses_ :
-        which restart was kept and every restart's selection loss.  fit_ : the
-        :class:`~gfgsm.nn.training.NetworkFit` of all restarts.
+    n_iter_, converged_, status_, grad_max_ : of the kept network (``grad_max_`` the
+        stationarity residual above).  solver_ : the solver used (``"auto"`` resolved).
+    best_restart_, restart_losses_ : which restart was kept and every restart's selection
+        loss.  fit_ : the :class:`~gfgsm.nn.training.NetworkFit` of all restarts.
     classes_ : labels (classifiers).  n_layers_, n_outputs_, out_activation_ : as
         scikit-learn's MLP.  n_features_in_, feature_names_in_ : as scikit-learn.
     """
@@ -107,7 +120,7 @@ class GFGSMNetwork(BaseEstimator):
         alpha: float | None = None,
         weight_decay: float = 0.0,
         decay: str = "l2",
-        solver: str = "adam",
+        solver: str = "auto",
         learning_rate_init: float = 1e-3,
         batch_size: int | str = "auto",
         max_iter: int = 200,
@@ -213,6 +226,8 @@ class GFGSMNetwork(BaseEstimator):
         self.n_iter_ = int(fit.n_iter[r])
         self.converged_ = bool(fit.converged[r])
         self.status_ = str(fit.status[r])
+        self.grad_max_ = float(fit.grad_max[r])
+        self.solver_ = fit.solver
         if fit.validation_loss_curve is not None and fit.best_validation_loss is not None:
             v = fit.validation_loss_curve[:, r]
             self.validation_loss_curve_ = [float(x) for x in v if np.isfinite(x)]

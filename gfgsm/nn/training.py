@@ -25,6 +25,27 @@ Goodfellow et al.'s mixed objective (``alpha = clean_weight``), where ``delta_i`
 Weight decay, on the weights (never the biases): ``"l2"``: ``(weight_decay / 2) sum W^2``;
 ``"l1"``: ``weight_decay sum |W|``.
 
+**Convergence means stationarity** (for every solver).  After training, each network's
+*stationarity residual* ``grad_max = max_j |dF/dtheta_j|`` is the largest entry of the gradient
+of the full-batch training objective ``F`` (every training row, the perturbation recomputed at
+the returned weights and then held fixed: the objective whose stationary points L-BFGS
+certifies; with the sign scheme they are those of G-FGSM off the coordinate hyperplanes and
+off the sign boundaries ``y_i = mu_i`` of gaussian and poisson, where a G-FGSM minimiser that
+sits on a boundary is no fixed point of the trainer, which then reports ``"cycling"``).  A
+network is ``converged`` exactly when ``grad_max <= tol``.  Adam pays one extra pass over the
+training rows for it (no updates).  A stopping rule that fires without
+that (Adam's loss plateau: status ``"plateau"``; the iteration limit, a failed line search, a
+2-cycle, divergence) is not convergence and draws a ``ConvergenceWarning``.  Mini-batch Adam
+seldom reaches a small gradient; it then says so.  For random perturbations (``fgsm_rs``,
+``uniform``, ``gaussian``) the objective itself is random and the residual is that of one fresh
+draw, noise included.
+
+**Solvers.**  ``"lbfgs"`` (full batch) drives ``grad_max`` itself below ``tol``; ``"adam"`` runs
+mini-batch epochs until scikit-learn's plateau rule or ``max_iter``; ``"auto"`` picks L-BFGS for
+small problems, ``n_train * n_params <= AUTO_LBFGS_MAX_WORK`` (scikit-learn's advice: L-BFGS
+for small data sets, Adam for thousands of samples or more), and Adam otherwise or with
+``early_stopping``.
+
 **Early stopping** (Adam only, as in scikit-learn) monitors the *adversarial* validation loss,
 as Goodfellow et al. did: the mean loss on held-out ``x + lam * scheme.direction(g)`` at the
 current weights (the sign scheme when no scheme is given; the clean loss when ``lam = 0``); the
@@ -66,6 +87,7 @@ from gfgsm.nn.optim import Adam, LBFGSMemory
 from gfgsm.schemes import Scheme, Sign, get_scheme
 
 __all__ = [
+    "AUTO_LBFGS_MAX_WORK",
     "DECAYS",
     "PERTURBATIONS",
     "SOLVERS",
@@ -78,11 +100,22 @@ __all__ = [
 Array = Any
 
 PERTURBATIONS = ("adversarial", "fgsm_rs", "uniform", "gaussian", "none")
-SOLVERS = ("adam", "lbfgs")
+SOLVERS = ("auto", "adam", "lbfgs")
+
+#: ``solver="auto"`` uses full-batch L-BFGS when ``n_train * n_params`` is at most this.  One
+#: full-batch objective and gradient then costs a few million multiply-adds (milliseconds), so
+#: hundreds of L-BFGS iterations cost about as much as as many Adam epochs while reaching a
+#: certified stationary point; a GLM with 5 inputs qualifies up to n = 166000, a (32,)-MLP on
+#: 10 inputs (385 parameters) up to n = 2600: scikit-learn's "thousands of samples" line
+#: between L-BFGS and Adam.
+AUTO_LBFGS_MAX_WORK = 10**6
 DECAYS = ("l1", "l2")
 
 # Children of a network's SeedSequence, one per use (fixed numbers: part of the seeding contract).
-_INIT, _SPLIT, _ORDER, _NOISE = range(4)
+# _CHECK seeds the noise of the final stationarity check (random perturbations only), apart
+# from the training noise, whose state at the end depends on how long the loop ran for the
+# *other* networks.
+_INIT, _SPLIT, _ORDER, _NOISE, _CHECK = range(5)
 
 
 class CatastrophicOverfittingWarning(UserWarning):
@@ -107,13 +140,19 @@ class NetworkFit:
     validation_loss_curve : (T, R) adversarial validation loss, or ``None``.
     robust_curve, clean_curve : (T, R) PGD-robust and clean accuracy (classifiers) or mean loss
         (regression) on the monitoring subset, or ``None``; ``monitor_metric`` says which.
-    n_iter : (R,) epochs or iterations run.  converged : (R,) bool.
-    status : (R,) ``"converged"`` (training loss plateau, or L-BFGS gradient below ``tol``),
-        ``"early_stopped"``, ``"max_iter"``, ``"stalled"`` (L-BFGS line search failed),
-        ``"cycling"`` (L-BFGS alternating between two points: the perturbation held fixed in
-        a step flips back and forth, e.g. ``sign(y - mu)`` or a quantizer at a kink of the
-        G-FGSM objective; the network stops at one of the two) or ``"diverged"``
-        (non-finite objective).
+    n_iter : (R,) epochs or iterations run.
+    grad_max : (R,) stationarity residual at the returned weights: ``max_j |dF/dtheta_j|`` of
+        the full-batch training objective with the perturbation recomputed there (module
+        docstring; ``NaN`` for a diverged network).
+    tol : the stationarity tolerance.  converged : (R,) bool, ``grad_max <= tol``.
+    status : (R,) ``"converged"`` exactly where ``converged``; otherwise why the solver stopped:
+        ``"plateau"`` (Adam: the loss stopped improving by ``tol`` but the gradient is not
+        small), ``"early_stopped"`` (Adam: the validation rule), ``"max_iter"``, ``"stalled"``
+        (L-BFGS line search failed), ``"cycling"`` (L-BFGS alternating between two points: the
+        perturbation held fixed in a step flips back and forth, e.g. ``sign(y - mu)`` or a
+        quantizer at a kink of the G-FGSM objective; the network stops at one of the two) or
+        ``"diverged"`` (non-finite objective).
+    solver : the solver used (``"auto"`` resolved).
     best_epoch : (R,) epoch index of the best validation loss (``-1`` without early stopping).
     best_validation_loss : (R,) or ``None``.
     catastrophic_overfitting : (R,) bool.  catastrophic_overfitting_epoch : (R,) int, ``-1``
@@ -137,6 +176,9 @@ class NetworkFit:
     catastrophic_overfitting_epoch: np.ndarray
     lam: np.ndarray
     seeds: list[np.random.SeedSequence]
+    grad_max: np.ndarray
+    tol: float
+    solver: str
 
     @property
     def R(self) -> int:
@@ -549,16 +591,24 @@ def train_networks(
     clean_weight : Goodfellow's ``alpha`` in ``alpha l(x) + (1 - alpha) l(x_adv)``, in [0, 1].
     alpha : FGSM-RS step size (default ``1.25 lam``, Wong et al. 2020).
     weight_decay, decay : weight penalty level and kind (``"l2"`` or ``"l1"``).
-    solver : ``"adam"`` (mini-batches of ``batch_size``, ``"auto"`` = ``min(200, n)``) or
+    solver : ``"adam"`` (mini-batches of ``batch_size``, ``"auto"`` = ``min(200, n)``),
         ``"lbfgs"`` (full batch, ``memory`` curvature pairs, backtracking Armijo line search on
-        the fixed-perturbation objective).
+        the fixed-perturbation objective) or ``"auto"``: ``"lbfgs"`` when ``n * n_params <=``
+        :data:`AUTO_LBFGS_MAX_WORK` and no ``early_stopping``, else ``"adam"``
+        (``NetworkFit.solver`` records the choice).  The default stays ``"adam"`` here (the
+        studies' protocols pin their solver); :class:`~gfgsm.nn.GFGSMNetwork` defaults to
+        ``"auto"``.
     learning_rate, beta_1, beta_2, epsilon : Adam's constants.
     max_iter : epochs (Adam) or iterations (L-BFGS).
-    tol, n_iter_no_change : Adam stops a network when its loss (training, or adversarial
-        validation with ``early_stopping``) has not improved by ``tol`` for more than
-        ``n_iter_no_change`` epochs (scikit-learn's rule); L-BFGS stops it when the largest
-        gradient entry of the fixed-perturbation objective, at the current weights and their own
-        perturbation, is at most ``tol``.
+    tol : the stationarity tolerance of every solver: a network is ``converged`` when the
+        largest gradient entry of the full-batch fixed-perturbation objective, at its returned
+        weights and their own perturbation, is at most ``tol`` (``NetworkFit.grad_max``; module
+        docstring).  L-BFGS stops there; Adam also uses ``tol`` as the loss-improvement
+        threshold of its plateau rule (scikit-learn's single ``tol``).
+    n_iter_no_change : Adam stops a network when its loss (training, or adversarial validation
+        with ``early_stopping``) has not improved by ``tol`` for more than ``n_iter_no_change``
+        epochs (scikit-learn's rule): status ``"plateau"`` (or ``"early_stopped"``) unless the
+        gradient is also below ``tol``.
     early_stopping, validation_fraction : hold out a fraction (per network, from its own seed)
         and stop on the adversarial validation loss (Adam only; ignored by L-BFGS, as in
         scikit-learn).
@@ -646,6 +696,10 @@ def train_networks(
     co_fraction = _real_in("co_fraction", co_fraction, 0.0, 1.0, True, True)
     co_clean_fraction = _real_in("co_clean_fraction", co_clean_fraction, 0.0, 1.0, lo_open=True)
     co_min_drop = _real_in("co_min_drop", co_min_drop, 0.0, 1.0)
+    if solver == "auto":
+        # Early stopping is an Adam protocol (L-BFGS ignores it), so asking for it picks Adam.
+        small = n * net.n_params <= AUTO_LBFGS_MAX_WORK
+        solver = "lbfgs" if small and not early_stopping else "adam"
     early_stopping = bool(early_stopping) and solver == "adam"
     if early_stopping:
         validation_fraction = _real_in("validation_fraction", validation_fraction, 0.0, 1.0,
@@ -715,6 +769,7 @@ def train_networks(
         converged=rec["converged"], status=rec["status"], best_epoch=rec["best_epoch"],
         best_validation_loss=rec.get("best_val"), catastrophic_overfitting=co_flag,
         catastrophic_overfitting_epoch=co_epoch, lam=lam_h, seeds=seeds,
+        grad_max=rec["grad_max"], tol=tol, solver=solver,
     )
     if warn:
         _warn(fit, perturbation)
@@ -778,11 +833,56 @@ def _train_chunk(
     common = dict(tr=tr, xp=xp, params=params, Xd=Xd, yd=yd, train_idx=train_idx,
                   noise_rngs=noise_rngs, max_iter=max_iter, tol=tol, mon=mon)
     if solver == "adam":
-        return _run_adam(
+        rec = _run_adam(
             **common, order_rngs=order_rngs, B=B, n_iter_no_change=n_iter_no_change,
             adam=Adam(*adam), val=(Xval, yval) if early_stopping else None,
         )
-    return _run_lbfgs(**common, memory=memory, full=not early_stopping)
+        check_rngs = [np.random.default_rng(_child(s, _CHECK)) for s in seeds]
+        rec["grad_max"] = _grad_max(tr, xp, rec["params"], Xd, yd, train_idx, check_rngs, B)
+    else:
+        # L-BFGS computed the residual at every iterate already (its stopping criterion).
+        rec = _run_lbfgs(**common, memory=memory, full=not early_stopping)
+    return _certify(rec, tol)
+
+
+def _grad_max(
+    tr: _Trainer, xp: Any, params: Params, Xd: Array, yd: Array, train_idx: np.ndarray,
+    rngs: list[np.random.Generator], B: int,
+) -> np.ndarray:
+    """Stationarity residual ``max_j |dF/dtheta_j|`` of each network, (R,).
+
+    ``F`` is the full-batch training objective (rows ``train_idx``) with the perturbation
+    recomputed at ``params`` and held fixed.  It is a mean over rows plus weight decay, so its
+    gradient is ``sum_b (m_b / n) grad F_b`` over mini-batches ``b`` of ``m_b <= B`` rows (each
+    ``grad F_b`` carries the decay gradient once and the weights sum to 1): the working arrays
+    stay those of a training step whatever ``n``."""
+    n_train = train_idx.shape[1]
+    noise = tr.draw_noise(rngs, n_train, Xd.shape[-1])
+    idx = asarray(train_idx, xp, xp.int64)
+    total: list[Array] | None = None
+    for s in range(0, n_train, B):
+        e = min(s + B, n_train)
+        Xb, yb = _gather(Xd, yd, idx[:, s:e], xp)
+        nb = None if noise is None else noise[:, s:e, :]
+        _, grad, _ = tr.step_objective(params, Xb, yb, nb)
+        part = [((e - s) / n_train) * a for a in grad.arrays()]
+        total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
+    assert total is not None  # n_train >= 1
+    flat = Params.from_arrays(total).flatten(xp)
+    return to_numpy(xp.max(xp.abs(flat), axis=-1)).astype(np.float64)
+
+
+def _certify(rec: dict[str, Any], tol: float) -> dict[str, Any]:
+    """``converged = grad_max <= tol`` (``NaN`` never passes) and status ``"converged"``
+    exactly there; elsewhere the status keeps the solver's reason for stopping."""
+    status = np.asarray(rec["status"], dtype=object).copy()
+    with np.errstate(invalid="ignore"):
+        ok = (rec["grad_max"] <= tol) & (status != "diverged")
+    # No solver labels a network "converged" on its own terms any more: L-BFGS's label comes
+    # from this same residual and Adam's plateau is "plateau", so this is the only source.
+    status[ok] = "converged"
+    rec["status"], rec["converged"] = status, ok
+    return rec
 
 
 def _merge(recs: list[dict[str, Any]], xp: Any) -> dict[str, Any]:
@@ -803,19 +903,28 @@ def _merge(recs: list[dict[str, Any]], xp: Any) -> dict[str, Any]:
     for key in ("loss", "val", "robust", "clean"):
         if key in recs[0]:
             out[key] = np.hstack([pad(r[key]) for r in recs])
-    for key in ("n_iter", "converged", "status", "best_epoch", "best_val"):
+    for key in ("n_iter", "converged", "status", "best_epoch", "best_val", "grad_max"):
         if key in recs[0]:
             out[key] = np.concatenate([r[key] for r in recs])
     return out
 
 
 def _warn(fit: NetworkFit, perturbation: str) -> None:
-    bad = np.flatnonzero(~fit.converged)
+    # Early stopping ends training on purpose at the best validation epoch (a regularizer, not
+    # a stationary point): its status says so and it is not warned about.
+    bad = np.flatnonzero(~fit.converged & (fit.status != "early_stopped"))
     if bad.size:
         kinds = {s: int(np.sum(fit.status[bad] == s)) for s in np.unique(fit.status[bad])}
+        worst = float(np.nanmax(fit.grad_max[bad])) if np.isfinite(fit.grad_max[bad]).any() \
+            else math.nan
+        hint = (" 'plateau': the loss stopped improving by tol while the gradient is not "
+                "small; raise max_iter or n_iter_no_change, lower the learning rate, or use "
+                "solver='lbfgs' (full batch)." if "plateau" in kinds else
+                " Raise max_iter or check NetworkFit.status.")
         warnings.warn(
-            f"{bad.size} of {fit.R} networks did not converge ({kinds}); first indices "
-            f"{bad[:10].tolist()}. Raise max_iter or check NetworkFit.status.",
+            f"{bad.size} of {fit.R} networks did not converge ({kinds}): stationarity residual "
+            f"max|grad| up to {worst:.3g} > tol = {fit.tol:g}; first indices "
+            f"{bad[:10].tolist()}.{hint}",
             ConvergenceWarning,
             stacklevel=3,
         )
@@ -898,7 +1007,8 @@ def _run_adam(
             curves["robust"].append(np.where(active, to_numpy(rob), np.nan))
             curves["clean"].append(np.where(active, to_numpy(cle), np.nan))
         done = active & ~diverged & (count > n_iter_no_change)
-        status[done] = "early_stopped" if val is not None else "converged"
+        # A plateau is a reason to stop, not convergence: _certify decides that on the gradient.
+        status[done] = "early_stopped" if val is not None else "plateau"
         active = active & ~done & ~diverged
         if not active.any():
             break
@@ -908,7 +1018,6 @@ def _run_adam(
         "params": params,
         "loss": np.array(curves["loss"]),
         "n_iter": n_iter,
-        "converged": np.isin(status, ("converged", "early_stopped")),
         "status": status,
         "best_epoch": best_epoch,
     }
@@ -957,7 +1066,11 @@ def _run_lbfgs(
     gamma0 = xp.minimum(1.0, 1.0 / xp.where(gnorm > 0, gnorm, 1.0))
     mem = LBFGSMemory(memory, gamma0)
     status = np.full(R, "max_iter", dtype=object)
-    converged = gmax(g) <= tol
+    # Residual at each network's own last iterate, frozen when it stops: with a random
+    # perturbation the loop's later draws for a stopped network would otherwise change it, and
+    # with it depend on how long the other networks ran.
+    g_stop = gmax(g)
+    converged = g_stop <= tol
     status[converged] = "converged"
     stalled = np.zeros(R, dtype=bool)
     n_iter = np.zeros(R, dtype=np.int64)
@@ -1021,7 +1134,9 @@ def _run_lbfgs(
             rob, cle = tr.monitor(template.unflatten(theta, xp), *mon)
             curves["robust"].append(np.where(active, to_numpy(rob), np.nan))
             curves["clean"].append(np.where(active, to_numpy(cle), np.nan))
-        newly = active & (gmax(g) <= tol)
+        g_now = gmax(g)
+        g_stop = np.where(active, g_now, g_stop)
+        newly = active & (g_now <= tol)
         converged |= newly
         status[newly] = "converged"
         div = active & ~np.isfinite(loss)
@@ -1041,8 +1156,8 @@ def _run_lbfgs(
         "params": template.unflatten(theta, xp),
         "loss": np.array(curves["loss"]).reshape(-1, R),
         "n_iter": n_iter,
-        "converged": converged,
         "status": status,
+        "grad_max": g_stop,
         "best_epoch": np.full(R, -1, dtype=np.int64),
     }
     if mon is not None:
