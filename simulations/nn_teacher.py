@@ -1,11 +1,11 @@
-"""``nn_teacher``: networks trained on data from a known teacher network (THEORY.md s.5, s.6,
+"""``nn_teacher``: networks trained on data from a known teacher network (docs/theory.md s.5, s.6,
 s.8 claims 1 and 6).
 
 Aims
     (a) Prediction risk against ``n`` for G-FGSM training with each gradient scheme, weight
     decay and no regularization, for each GLM family, with GLM (no hidden layer) and MLP
     students; (b) for the 0-hidden-layer case, where student and teacher are GLMs, root-n
-    consistency of the parameters with ``lam = lam0 / sqrt(n)`` (THEORY.md s.5 consequence 1);
+    consistency of the parameters with ``lam = lam0 / sqrt(n)`` (docs/theory.md s.5 consequence 1);
     (c) the sign-neutrality effect on networks (s.5 consequence 3, s.8 claim 6): with
     imbalanced classes the adversarial budget biases the predicted probabilities.
 Data-generating mechanisms
@@ -28,9 +28,9 @@ Estimands
 Methods (:class:`gfgsm.nn.study.NetworkMethod`)
     ``none`` (clean loss); G-FGSM adversarial training with schemes ``sign``, ``lq`` (q = 2),
     ``power`` (r = 2) and ``quantized`` (b = 10) at budget ``lam = lam0 / sqrt(n)``, perturbation
-    recomputed each step and held fixed within it (THEORY.md s.6); weight decay ``l2``
+    recomputed each step and held fixed within it (docs/theory.md s.6); weight decay ``l2``
     (``(wd / 2) sum W^2``) and ``l1`` (``wd sum |W|``) at ``wd = lam0 / sqrt(n)`` on the weights
-    (never the biases).  ``clean_weight = 0``: the objective is THEORY.md s.3's ``Q_n`` itself,
+    (never the biases).  ``clean_weight = 0``: the objective is docs/theory.md s.3's ``Q_n`` itself,
     so for GLM students the sign method is the estimator whose limit law s.5 derives (Goodfellow's
     ``clean_weight = 1/2`` is asymptotically G-FGSM at ``lam / 2``, s.3).  Levels compared: to
     first order G-FGSM at ``lam`` penalizes ``lam D ||beta||_1`` (s.4; ``D = E|y - mu| <= 1/2``
@@ -294,7 +294,7 @@ STUDY = Study(
     aims="Networks trained on data from a known teacher network through each GLM family: "
          "prediction risk against n for G-FGSM schemes, weight decay and no regularization; "
          "root-n consistency of GLM students with lam = lam0/sqrt(n); the bias of the "
-         "predicted probabilities under class imbalance (THEORY.md s.5, s.6, s.8 claims 1, 6).",
+         "predicted probabilities under class imbalance (docs/theory.md s.5, s.6, s.8).",
     factors={"teacher": list(TEACHERS), "n": [250, 1000, 4000], "lam0": [1.0]},
     make_dgp=make_dgp,
     methods=METHODS,
@@ -336,7 +336,7 @@ def rmse_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="sd")
 
 
-#: Methods of a GLM student with a limit law in THEORY.md s.5 (clean_weight = 0): the sign
+#: Methods of a GLM student with a limit law in docs/theory.md s.5 (clean_weight = 0): the sign
 #: scheme is G-FGSM with the l1 penalty; l1 weight decay (on the mean-loss scale, biases not
 #: decayed) is l1 penalized likelihood on the phi = 1 scale.
 LIMIT_METHODS = {SIGN: "gfgsm", "weight decay l1": "pl"}
@@ -602,8 +602,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
                        .sort_values("n").itertuples())
             + (f" / {lim[i]:.1f}" if i in lim else " / -") for i in rm_tab.index]
         tables.append(("GLM students: parameter RMSE sqrt(E||theta_hat - theta0||^2) (MCSE) "
-                       "and its slope on n; theory -1/2 (THEORY.md s.5). Last column: "
-                       "sqrt(n) RMSE at each n against the limit law of THEORY.md s.5 "
+                       "and its slope on n; theory -1/2 (docs/theory.md s.5). Last column: "
+                       "sqrt(n) RMSE at each n against the limit law of docs/theory.md s.5 "
                        "(gfgsm.theory.limit_law) where one applies: G-FGSM sign (l1 G-FGSM, "
                        "clean_weight 0) and l1 weight decay (l1 PL on the phi = 1 scale).",
                        gfgsm.report.markdown_table(rm_tab.reset_index(), floatfmt=".3g")))
@@ -657,7 +657,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         f"method's calibration bias has |z| < {res['z_crit']:.2f} (Bonferroni, family-wise 5% "
         "over the control's methods x n) and under imbalance the sign scheme's paired "
         "difference from the unregularized fit has z < -3 at every n. "
-        f"**Conventions.** clean_weight = {CLEAN_WEIGHT:g} (THEORY.md s.3's Q_n); budgets and "
+        f"**Conventions.** clean_weight = {CLEAN_WEIGHT:g} (docs/theory.md s.3's Q_n); budgets and "
         "weight decay lam0/sqrt(n), lam0 = 1; GLM students L-BFGS (full batch), MLP students "
         "hidden (8,) tanh trained with Adam (lr 0.01, up to 300 epochs, plateau tol 1e-4), "
         "which leaves them short of stationarity (status plateau or max_iter; full-batch "
@@ -667,7 +667,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     return gfgsm.report.Section(
         key="nn_teacher",
         title="Networks on teacher data: risk, root-n consistency and imbalance bias",
-        claim=("Adversarially trained networks (G-FGSM with the schemes of THEORY.md s.6) at "
+        claim=("Adversarially trained networks (G-FGSM with the schemes of docs/theory.md s.6) at "
                "lam = lam0/sqrt(n) behave as regularized estimators: a GLM student is root-n "
                "consistent (s.5 consequence 1), and under class imbalance (not sign neutral) "
                "the adversarial budget biases the predicted probabilities, while a balanced "

@@ -103,7 +103,7 @@ def test_glm_target_gradient_is_the_derivative_of_its_loss(family):
         e[j] = h
         fd = (t.per_sample_loss(X + e, y) - t.per_sample_loss(X - e, y)) / (2 * h)
         np.testing.assert_allclose(g[:, j], fd, rtol=1e-6, atol=1e-8)
-    # (mu - y) beta, THEORY.md s.2
+    # (mu - y) beta, docs/theory.md s.2
     mu = get_family(family).mean(0.2 + X @ BETA)
     np.testing.assert_allclose(g, (mu - y)[:, None] * BETA, rtol=1e-14, atol=1e-15)
 
@@ -137,7 +137,7 @@ def test_glm_target_checks_shapes():
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fgsm_linf_on_a_glm_is_the_closed_form(family):
-    """``x_adv = x - eps s sign(beta)``, ``s = sign(y - mu)`` (THEORY.md s.2), bit for bit."""
+    """``x_adv = x - eps s sign(beta)``, ``s = sign(y - mu)`` (docs/theory.md s.2), bit for bit."""
     X, y = _glm_data(family)
     fam = get_family(family)
     eps = 0.3
@@ -418,7 +418,7 @@ def test_restarts_keep_the_worst_restart_per_sample(targeted):
     assert not np.array_equal(again.generate(X, y), x_adv)
 
 
-# --- per-sample gradients (THEORY.md s.6) ------------------------------------------------------
+# --- per-sample gradients (docs/theory.md s.6) -------------------------------------------------
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=repr)
@@ -579,7 +579,7 @@ def test_attacks_run_on_array_api_strict_and_equal_numpy(xp, norm):
 def test_per_network_seeds_make_each_network_attacked_as_if_alone(norm, attack):
     """With one seed per network, network r's random starts (and so its whole attack, two
     restarts here) are those it gets when attacked by itself with seed r: a batch of
-    replications does not couple them (THEORY.md s.6)."""
+    replications does not couple them (docs/theory.md s.6)."""
     X, y = _glm_data("binomial", R=3)
     coef = np.stack([BETA, -BETA, 2 * BETA])
     a = np.array([0.1, -0.2, 0.0])

@@ -1,5 +1,5 @@
 """Batched networks (gfgsm.nn.networks): backpropagation against central finite differences,
-the GLM special case, and the two per-sample-gradient facts of THEORY.md section 6.
+the GLM special case, and the two per-sample-gradient facts of docs/theory.md s.6.
 
 * the input gradient of a *mean* loss over a batch of ``B`` samples is each sample's own
   gradient ``g_i`` divided by ``B``, and every scheme (sign first) ignores the factor;
@@ -144,7 +144,7 @@ def test_summed_loss_gradient_is_per_sample():
 @pytest.mark.parametrize("family", ["gaussian", "binomial", "poisson"])
 def test_no_hidden_layer_is_the_glm(family, xp):
     """``hidden=()``: ``eta = a + X beta``, loss ``l(y, eta)`` of the family, and the input
-    gradient ``(mu - y) beta`` of THEORY.md section 2."""
+    gradient ``(mu - y) beta`` of docs/theory.md s.2."""
     rng = np.random.default_rng(3)
     R, n, d = 2, 9, 4
     net = MLP(d, (), "relu", family)
@@ -205,7 +205,7 @@ def test_unknown_names_raise():
 
 
 # --------------------------------------------------------------------------------------------
-# THEORY.md section 6: per-sample gradients
+# docs/theory.md s.6: per-sample gradients
 # --------------------------------------------------------------------------------------------
 
 
@@ -345,7 +345,7 @@ def test_network_target_shapes_and_gradients(xp):
 
 
 def test_network_target_drives_the_attacks_module():
-    """FGSM of gfgsm.nn.attacks on a network target is ``x + eps sign(g)`` (THEORY.md s.2)."""
+    """FGSM of gfgsm.nn.attacks on a network target is ``x + eps sign(g)`` (docs/theory.md s.2)."""
     attacks = pytest.importorskip("gfgsm.nn.attacks")
     from gfgsm.nn.networks import NetworkTarget
 

@@ -1,6 +1,6 @@
 """Training batched networks (gfgsm.nn.training, gfgsm.nn.estimators).
 
-The link to the GLM theory (THEORY.md section 6, "Two estimators, one name"): a network with no
+The link to the GLM theory (docs/theory.md s.6, "Two estimators, one name"): a network with no
 hidden layer, the sign scheme and ``clean_weight = 0``, trained full batch to convergence with
 the perturbation held fixed within each step, reproduces ``GFGSM(penalty="l1")`` to 1e-5, as long
 as the G-FGSM fit has no zero coefficient.  At a zero coefficient the two estimators part:
@@ -53,7 +53,7 @@ def _arrays(fit):
 
 
 # --------------------------------------------------------------------------------------------
-# THEORY.md section 6: the GLM link
+# docs/theory.md s.6: the GLM link
 # --------------------------------------------------------------------------------------------
 
 
@@ -86,7 +86,7 @@ def test_glm_minimiser_with_a_zero_is_not_a_fixed_point_of_the_trainer():
     ``sign(0) = 0``, so the trainer's (fixed-perturbation) gradient in ``beta_j`` is
     ``(1/n) sum_i dl_i x_ij``: inside the l1 subdifferential, but not 0.  The trainer therefore
     has no fixed point there; full-batch L-BFGS cycles (it does not converge) and only the
-    nonzero coefficients come near the GLM fit.  THEORY.md's "same stationary points" holds off
+    nonzero coefficients come near the GLM fit.  docs/theory.md's "same stationary points" holds off
     the coordinate hyperplanes only."""
     X, y = _logistic_data(beta=(1.0, -0.8, 0.0, 0.0, 0.5))
     lam = 0.05

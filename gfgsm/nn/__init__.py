@@ -1,4 +1,4 @@
-"""Batched neural networks on the array backend, trained with generalized FGSM (THEORY.md s.6).
+"""Batched neural networks on the array backend, trained with generalized FGSM (docs/theory.md s.6).
 
 * :mod:`gfgsm.nn.networks`: ``R`` multilayer perceptrons as stacked arrays, analytic
   backpropagation and per-sample input gradients of the summed loss;

@@ -1,4 +1,4 @@
-"""First-order evasion attacks driven by a gradient scheme (THEORY.md section 6).
+"""First-order evasion attacks driven by a gradient scheme (docs/theory.md s.6).
 
 FGSM, the basic iterative method (iterative FGSM), PGD with random starts and restarts, and PQGD
 (projected quantized gradient descent, seeds/quantized-gradients-paper.txt), targeted and
@@ -13,7 +13,7 @@ An attack never looks inside the model.  It needs an :class:`AttackTarget`: any 
 * ``per_sample_loss(X, y)``: each sample's loss, shape ``X.shape[:-1]`` (used to keep the worst
   restart per sample).
 
-:class:`GLMTarget` is the closed-form target of a GLM (``grad_x l = (mu - y) beta``, THEORY.md
+:class:`GLMTarget` is the closed-form target of a GLM (``grad_x l = (mu - y) beta``, docs/theory.md
 s.2); the networks of :mod:`gfgsm.nn` and :class:`gfgsm.torch.TorchTarget` implement the same two
 methods.
 
@@ -348,7 +348,7 @@ class _Attack:
 
 
 class FastGradientMethod(_Attack):
-    """FGSM and its generalisation (THEORY.md sections 2 and 6): ``x + eps d(g)``, one step.
+    """FGSM and its generalisation (docs/theory.md sections 2 and 6): ``x + eps d(g)``, one step.
 
     Parameters
     ----------
@@ -362,7 +362,7 @@ class FastGradientMethod(_Attack):
         (``"sign"``) or a :class:`~gfgsm.schemes.Scheme` (``Power(2)``, ``Quantized(b)``, ...).
 
     With ``norm = inf`` and the sign scheme on a GLM, ``generate`` is the closed form
-    ``x - eps s sign(beta)``, ``s = sign(y - mu)`` (THEORY.md s.2).
+    ``x - eps s sign(beta)``, ``s = sign(y - mu)`` (docs/theory.md s.2).
     """
 
     def __init__(
@@ -407,7 +407,7 @@ class ProjectedGradientDescent(_Attack):
         (a generator made once at construction: repeated ``generate`` calls draw new starts);
         or a list of them, one per network of a batch: inputs ``(R, ..., d)`` then take the
         start of network ``r`` from generator ``r`` alone, the start it would get if attacked
-        by itself on ``(1, ..., d)`` inputs (replication independence, THEORY.md s.6).
+        by itself on ``(1, ..., d)`` inputs (replication independence, docs/theory.md s.6).
     """
 
     def __init__(

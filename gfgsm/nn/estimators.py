@@ -1,4 +1,6 @@
-"""``GFGSMNetwork``: a scikit-learn estimator for adversarially trained networks (THEORY.md s.6).
+"""``GFGSMNetwork``: a scikit-learn estimator of adversarially trained networks.
+
+Theory: docs/theory.md s.6.
 
 A thin wrapper around :func:`gfgsm.nn.training.train_networks` in the style of scikit-learn's
 ``MLPClassifier`` / ``MLPRegressor``: validation with scikit-learn's helpers, then one batched
@@ -54,7 +56,7 @@ class GFGSMNetwork(BaseEstimator):
     ``clean_weight * mean l(x) + (1 - clean_weight) * mean l(x + delta)`` plus weight decay
     (see :mod:`gfgsm.nn.training` for every option).  With ``hidden=()``, ``scheme="sign"`` and
     ``clean_weight=0`` it is the GLM :class:`gfgsm.GFGSM` with ``penalty="l1"`` and
-    ``lam = eps`` (THEORY.md s.6) as long as that fit has no zero coefficient; the default
+    ``lam = eps`` (docs/theory.md s.6) as long as that fit has no zero coefficient; the default
     solver (``"auto"``: full-batch L-BFGS on such small problems) reaches it to about
     ``tol / (smallest Hessian eigenvalue)``.
 

@@ -1,4 +1,4 @@
-"""Batched multilayer perceptrons on the array backend (THEORY.md section 6).
+"""Batched multilayer perceptrons on the array backend (docs/theory.md s.6).
 
 ``R`` independent networks of one architecture are held as stacked arrays and evaluated together
 with ``xp.matmul``: layer ``l`` has weights ``W_l`` of shape ``(R, d_{l-1}, d_l)`` and biases
@@ -12,7 +12,7 @@ The forward pass is
 
 and the per-sample loss is ``l(y_i, eta_i)``: a :class:`~gfgsm.families.Family` loss on the
 ``phi = 1`` scale for a one-unit output (so a network with no hidden layer is exactly the GLM
-``eta = a + x' beta`` of THEORY.md section 1, with ``W_1 = beta`` and ``b_1 = a``), or the
+``eta = a + x' beta`` of docs/theory.md s.1, with ``W_1 = beta`` and ``b_1 = a``), or the
 multinomial log loss ``logsumexp(eta_i) - eta_{i, y_i}`` for ``K`` softmax classes.
 
 Backpropagation is analytic (the tests check it against central finite differences).  For
@@ -21,7 +21,7 @@ per-sample weights ``w_i`` it differentiates ``sum_i w_i l(y_i, eta_i)``:
     delta_L = w * dl/deta,   grad W_l = A_{l-1}' delta_l,   grad b_l = sum_i delta_l,
     delta_{l-1} = (delta_l W_l') * f'(Z_{l-1}),   grad_x = delta_1 W_1'.
 
-**Per-sample input gradients** (THEORY.md section 6, "Per-sample gradients").
+**Per-sample input gradients** (docs/theory.md s.6, "Per-sample gradients").
 :meth:`MLP.input_gradient` returns ``g_i = d l(y_i, eta_i) / d x_i`` of the *summed* loss (all
 ``w_i = 1``): sample ``i``'s own gradient, which depends on no other sample and no other network.
 The input gradient of a *mean* over a batch of ``B`` samples is ``g_i / B``; ``sign`` (and every
@@ -184,7 +184,7 @@ class Output(ABC):
 
 class FamilyOutput(Output):
     """One output unit ``eta`` with a GLM family's loss ``l(y, eta) = b(eta) - y eta``
-    (``phi = 1`` scale, THEORY.md section 1); ``dl/deta = mu - y``."""
+    (``phi = 1`` scale, docs/theory.md s.1); ``dl/deta = mu - y``."""
 
     n_outputs = 1
 
@@ -484,7 +484,7 @@ class MLP:
         """Per-sample input gradients ``g_i = d l(y_i, eta_i) / d x_i``, shape ``(R, n, d)``.
 
         The gradient of the *summed* loss: row ``i`` of network ``r`` depends only on ``x_i``,
-        ``y_i`` and network ``r`` (THEORY.md section 6).  With ``weight`` (``(n,)`` or
+        ``y_i`` and network ``r`` (docs/theory.md s.6).  With ``weight`` (``(n,)`` or
         ``(R, n)``) it is the gradient of ``sum_i w_i l_i``, i.e. ``w_i g_i``; ``w_i = 1/B``
         gives the input gradient of a batch mean.
         """

@@ -5,7 +5,7 @@ of :func:`gfgsm.nn.train_networks` options (perturbation, scheme, budget ``lam``
 ``clean_weight``) whose budget and decay may follow a :class:`gfgsm.mc.LamRule` in ``n``.  A
 study with network methods gives the engine a ``compute`` hook (:class:`gfgsm.mc.Study`) that
 trains the chunk's replications with :meth:`NetworkMethod.train`: network ``r`` is seeded by its
-replication's ``SeedSequence`` alone, so results do not depend on chunking (THEORY.md s.6,
+replication's ``SeedSequence`` alone, so results do not depend on chunking (docs/theory.md s.6,
 "replication independence").
 """
 

@@ -1,7 +1,7 @@
-"""A known "teacher" network that generates data for the network studies (THEORY.md s.6, s.8.6).
+"""A known "teacher" network that generates data for the network studies (docs/theory.md s.6, s.8).
 
 :class:`TeacherNetwork` is a fixed multilayer perceptron ``x -> eta(x)`` (no hidden layer: the
-GLM ``eta = a + x' beta`` of THEORY.md s.1) with a GLM family on its output:
+GLM ``eta = a + x' beta`` of docs/theory.md s.1) with a GLM family on its output:
 
     x ~ N(0, I_d),   A_0 = x,   A_l = f(A_{l-1} W_l + b_l) (l < L),   eta = A_{L-1} w_L + a,
     y | x ~ family with mean mu = b'(eta):  gaussian  y = eta + sigma e,  e ~ N(0, 1);

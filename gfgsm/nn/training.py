@@ -1,9 +1,9 @@
-"""Adversarial training of ``R`` batched networks (THEORY.md sections 3 and 6).
+"""Adversarial training of ``R`` batched networks (docs/theory.md sections 3 and 6).
 
 :func:`train_networks` trains ``R`` independent networks of one architecture at once (replications
 with one data set each, or restarts on shared data) with Adam on mini-batches or full-batch
 L-BFGS.  At every step the perturbation is recomputed from the current weights and then **held
-fixed** while the weights move (no differentiation through it: THEORY.md section 6, "Two
+fixed** while the weights move (no differentiation through it: docs/theory.md s.6, "Two
 estimators, one name").  With ``B`` the samples of the step, the objective of network ``r`` is
 
     F_r(W) = clean_weight (1/B) sum_i l(y_i, f_W(x_i))
@@ -581,7 +581,7 @@ def train_networks(
     activation : ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"softplus"``.
     family : ``"binomial"``, ``"gaussian"``, ``"poisson"`` (one output unit, the family's loss on
         the ``phi = 1`` scale) or ``"softmax"`` (``n_classes`` outputs, multinomial log loss).
-    lam : scalar or (R,) budget ``eps`` of the perturbation (THEORY.md's ``lam``).
+    lam : scalar or (R,) budget ``eps`` of the perturbation (docs/theory.md's ``lam``).
     scheme, scheme_params : the gradient scheme (``"sign"``, ``"lq"`` with ``{"q": ...}``,
         ``"power"`` with ``{"r": ...}``, ``"quantized"`` with ``{"b": ...}``, or a
         :class:`~gfgsm.schemes.Scheme`); used by ``"adversarial"`` and ``"fgsm_rs"`` training
