@@ -154,7 +154,8 @@ def _np_levels(beta: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("b", [4, 10])
 def test_quantized_fits_are_level_consistent_or_flagged(b):
-    """Every fit is either a certified level-consistent point or flagged ``level_cycle``.
+    """Every fit is either a certified level-consistent point or flagged ``level_cycle``, and
+    at least 99% are certified.
 
     Checked independently: (1) the weights used are the levels of the estimate, except on a
     boundary (``|b u_j - (m + 1/2)| <= 1e-6``) where they lie between the two adjacent levels;
@@ -176,13 +177,17 @@ def test_quantized_fits_are_level_consistent_or_flagged(b):
     w = to_numpy(fit.info["level_weights"])
     u, lev = _np_levels(coef, b)
     ok = status == "converged"
-    assert ok.mean() >= 0.9  # measured 0.95 (b = 10) and 0.97 (b = 4) at R = 200
+    # Issue 12's goal, >= 99% certified (measured 100% at R = 200 for b = 4 and 10, on this
+    # design and on coef (0.8, -0.5, 0, 0.3, 0); 51% before for b = 10).
+    assert ok.mean() >= 0.99
     near = np.abs(u - (np.floor(u) + 0.5)) <= 1e-6
     on_level = np.isclose(w * b, lev, rtol=0, atol=0)
     between = near & (w * b >= np.floor(u) - 1e-12) & (w * b <= np.floor(u) + 1 + 1e-12)
     assert np.all((on_level | between)[ok])
     rng = np.random.default_rng(1)
-    for r in np.flatnonzero(ok)[:4]:
+    on_boundary = np.flatnonzero(ok & near.any(axis=1))
+    assert on_boundary.size >= 2, "the design should put some optima on a jump"
+    for r in np.r_[on_boundary[:2], np.flatnonzero(ok & ~near.any(axis=1))[:2]]:
         y, s = Y[r], 2 * Y[r] - 1
         wr = w[r]
 

@@ -14,14 +14,19 @@ interval between the two adjacent levels on a boundary (the closure of its graph
 
 1. Frozen levels: ``w <- K(beta)``, ``theta <- argmin F_w``, until the levels repeat.  A fixed
    point off the boundaries is a local minimiser of ``Q_n`` (it is convex ``F_w`` nearby).
-2. Where the levels 2-cycle on a single coordinate ``j`` between ``m`` and ``m + 1``, the
-   infimum sits on the jump: ``h(w_j) = b u_j(theta(w)) - (m + 1/2)`` changes sign on
-   ``[m / b, (m + 1) / b]`` and is continuous (``F_w`` is strictly convex), so regula falsi
-   (Illinois) finds ``w_j`` with ``theta(w)`` on the boundary: a level-consistent point there.
-   ``Q_n`` itself has no minimiser at such a point (it takes one of the two levels there).
+2. Where the levels 2-cycle, on the coordinates ``J`` where the two level vectors differ (by
+   ``m_j`` and ``m_j + 1``), the infimum sits on jumps.  Each ``w_j``, ``j in J``, is confined to
+   ``[m_j / b, (m_j + 1) / b]`` and solved for in turn with the others held (Gauss-Seidel
+   sweeps): with ``h_j(w_j) = b u_j(theta(w)) - (m_j + 1/2)``, continuous because ``F_w`` is
+   strictly convex, ``w_j`` is the lower end if ``h_j <= 0`` there, the upper end if
+   ``h_j >= 0`` there, and otherwise the root of ``h_j`` found by regula falsi (Illinois): the
+   point on the boundary.  ``Q_n`` itself has no minimiser at such a point (it takes one of
+   the two levels there).
 
-Rows whose levels cycle on several coordinates are left unconverged (status
-``"level_cycle"``), never silently.
+Every row is finally checked: its fit certified and ``b w`` in the closed level map of its
+estimate, widened by ``BOUNDARY_TOL``.  Rows that fail (levels that cycle with a longer
+period, or sweeps that do not settle) are left unconverged (status ``"level_cycle"``), never
+silently.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ def level_fixed_point(
     o: int,
     *,
     max_rounds: int = 30,
+    max_sweeps: int = 6,
     max_root_steps: int = 60,
 ) -> tuple[Any, Any, Any]:
     """Return ``(result, weights, consistent)``.
@@ -57,7 +63,8 @@ def level_fixed_point(
     ``solve(w, theta)`` fits the weighted-l1 problem with weights ``w`` (R, p) from ``theta``
     and returns an orthant-Newton result; ``levels(beta)`` the integer levels
     ``max(1, round(b u))``; ``scaled(beta)`` is ``b u = b |beta| / ||beta||_inf``.
-    ``consistent`` (R,) is true where the weights lie in the closed level map of the result.
+    ``consistent`` (R,) is true where the fit is certified and ``b w`` lies in the closed level
+    map of the estimate (within ``BOUNDARY_TOL``).
     """
     xp = get_namespace(theta0)
     R = theta0.shape[0]
@@ -65,7 +72,6 @@ def level_fixed_point(
     lv = levels(theta[:, o:])
     prev = lv
     stable = xp.zeros((R,), dtype=xp.bool)
-    res = None
     n_iter = xp.zeros((R,), dtype=xp.int64)
     for _ in range(max_rounds):
         res = solve(lv / b, theta)
@@ -82,63 +88,98 @@ def level_fixed_point(
         lv = xp.where(keep, lv, new)
         if bool(xp.all(stable | back)):
             break
-    assert res is not None
     w = lv / b
-    # 2-cycles on exactly one coordinate: root of h on the interval between the two levels.
-    diff = (lv != prev) & ~stable[:, None]
-    one = (xp.sum(xp.astype(diff, xp.int64), axis=-1) == 1) & ~stable
-    consistent = stable
-    if bool(xp.any(one)):
-        jmask = xp.astype(diff & one[:, None], theta.dtype)
-        m = xp.sum(jmask * xp.minimum(lv, prev), axis=-1)  # the lower level
-        lo_w, hi_w = m / b, (m + 1.0) / b
-        target = m + 0.5
-
-        def h_of(th: Any) -> Any:
-            return xp.sum(jmask * scaled(th[:, o:]), axis=-1) - target
-
-        def with_wj(wj: Any) -> Any:
-            return w * (1.0 - jmask) + wj[:, None] * jmask
-
-        # h(lo) > 0 (the lower weight puts the solution above the boundary), h(hi) < 0.
-        r_lo = solve(with_wj(lo_w), theta)
-        r_hi = solve(with_wj(hi_w), theta)
-        h_lo, h_hi = h_of(r_lo.theta), h_of(r_hi.theta)
-        bracket = one & (h_lo > 0) & (h_hi < 0)
-        side = xp.zeros((R,), dtype=theta.dtype)
-        wj, th, done = lo_w, theta, ~bracket
-        cur = r_lo
-        for _ in range(max_root_steps):
-            den = xp.where(done, 1.0, h_hi - h_lo)  # < 0 on a live bracket
-            wj_new = xp.where(done, wj, hi_w - h_hi * (hi_w - lo_w) / den)
-            cur = solve(with_wj(wj_new), th)
-            h = h_of(cur.theta)
-            act = ~done
-            wj = xp.where(act, wj_new, wj)
-            th = xp.where(act[:, None], cur.theta, th)
-            n_iter = n_iter + xp.where(act, cur.n_iter, 0)
-            up = act & (h > 0)  # the root is above wj
-            dn = act & (h < 0)
-            # Illinois: halve the stale end's value when the same end is kept twice.
-            h_hi = xp.where(up & (side > 0), h_hi / 2.0, h_hi)
-            h_lo = xp.where(dn & (side < 0), h_lo / 2.0, h_lo)
-            lo_w = xp.where(up, wj, lo_w)
-            h_lo = xp.where(up, h, h_lo)
-            hi_w = xp.where(dn, wj, hi_w)
-            h_hi = xp.where(dn, h, h_hi)
-            side = xp.where(up, 1.0, xp.where(dn, -1.0, side))
-            on = act & (xp.abs(h) <= BOUNDARY_TOL)
-            done = done | on | (act & (hi_w - lo_w <= 1e-15))
-            if bool(xp.all(done)):
-                break
-        # ... and every other coordinate still at the level its weight says.
-        others = xp.all((levels(th[:, o:]) == lv) | (jmask > 0), axis=-1)
-        hit = bracket & (xp.abs(h_of(th)) <= BOUNDARY_TOL) & others
-        theta = xp.where(hit[:, None], th, theta)
-        w = xp.where(hit[:, None], with_wj(wj), w)
-        consistent = consistent | hit
-        # The certificate of a root row is that of its last weighted fit.
-        res = solve(w, theta)
+    J = (lv != prev) & ~stable[:, None]
+    if bool(xp.any(J)):
+        low = xp.minimum(lv, prev)  # m_j on J
+        theta = _sweep(solve, scaled, b, w, theta, J, low, o, max_sweeps, max_root_steps)
+        w = theta[1]
+        n_iter = n_iter + theta[2]
+        theta = theta[0]
+    res = solve(w, theta)
     res.n_iter = n_iter + res.n_iter
-    res.theta = xp.where(consistent[:, None], res.theta, theta)
+    consistent = res.converged & _in_level_map(xp, scaled(res.theta[:, o:]), w * b)
     return res, w, consistent
+
+
+def _in_level_map(xp: Any, s: Any, k: Any) -> Any:
+    """``k_j`` in ``[max(1, round(s_j - tol)), max(1, round(s_j + tol))]`` for every ``j``: the
+    closed level map, widened by ``BOUNDARY_TOL`` for the accuracy of the fits."""
+    lo = xp.maximum(xp.round(s - BOUNDARY_TOL), 1.0)
+    hi = xp.maximum(xp.round(s + BOUNDARY_TOL), 1.0)
+    return xp.all((k >= lo) & (k <= hi), axis=-1)
+
+
+def _sweep(solve: Callable[[Any, Any], Any], scaled: Callable[[Any], Any], b: int, w: Any,
+           theta: Any, J: Any, low: Any, o: int, max_sweeps: int,
+           max_root_steps: int) -> tuple[Any, Any, Any]:
+    """Gauss-Seidel over the coordinates of ``J``: each ``w_j`` in ``[low_j, low_j + 1] / b``
+    made consistent with the others held.  Returns ``(theta, w, n_iter)``."""
+    xp = get_namespace(theta)
+    R, p = w.shape
+    n_iter = xp.zeros((R,), dtype=xp.int64)
+    rows = xp.any(J, axis=-1)
+    for _ in range(max_sweeps):
+        for j in range(p):  # a loop over coordinates (p is small), each batched over rows
+            act = J[:, j]
+            if not bool(xp.any(act)):
+                continue
+            e = xp.astype(xp.arange(p) == j, w.dtype)
+            m = low[:, j]
+            lo_w, hi_w = m / b, (m + 1.0) / b
+
+            def at(wj: Any, th: Any, e: Any = e, w: Any = w) -> Any:
+                return solve(w * (1.0 - e) + wj[:, None] * e, th)
+
+            def h_of(th: Any, j: int = j, m: Any = m) -> Any:
+                return scaled(th[:, o:])[:, j] - (m + 0.5)
+
+            r_lo, r_hi = at(lo_w, theta), at(hi_w, theta)
+            h_lo, h_hi = h_of(r_lo.theta), h_of(r_hi.theta)
+            n_iter = n_iter + xp.where(act, r_lo.n_iter + r_hi.n_iter, 0)
+            use_lo = act & (h_lo <= 0)
+            use_hi = act & ~use_lo & (h_hi >= 0)
+            wj = xp.where(use_lo, lo_w, xp.where(use_hi, hi_w, w[:, j]))
+            th = xp.where(use_lo[:, None], r_lo.theta,
+                          xp.where(use_hi[:, None], r_hi.theta, theta))
+            root = act & ~use_lo & ~use_hi
+            wj, th, it = _illinois(at, h_of, root, lo_w, hi_w, h_lo, h_hi, wj, th,
+                                   max_root_steps)
+            n_iter = n_iter + it
+            theta = xp.where(act[:, None], th, theta)
+            w = w * (1.0 - e) + xp.where(act, wj, w[:, j])[:, None] * e
+        # settled when every row's weights are in the level map of its estimate
+        ok = _in_level_map(xp, scaled(theta[:, o:]), w * b)
+        if bool(xp.all(ok | ~rows)):
+            break
+    return theta, w, n_iter
+
+
+def _illinois(at: Callable[[Any, Any], Any], h_of: Callable[[Any], Any], live: Any, lo_w: Any,
+              hi_w: Any, h_lo: Any, h_hi: Any, wj: Any, th: Any,
+              max_steps: int) -> tuple[Any, Any, Any]:
+    """Regula falsi with the Illinois modification on the rows ``live`` (``h_lo > 0 > h_hi``;
+    ``h`` decreases in ``w_j``), to ``|h| <= BOUNDARY_TOL``."""
+    xp = get_namespace(th)
+    n_iter = xp.zeros(wj.shape, dtype=xp.int64)
+    done = ~live
+    side = xp.zeros(wj.shape, dtype=wj.dtype)
+    for _ in range(max_steps):
+        if bool(xp.all(done)):
+            break
+        den = xp.where(done, 1.0, h_hi - h_lo)  # < 0 on a live bracket
+        wj_new = xp.where(done, wj, hi_w - h_hi * (hi_w - lo_w) / den)
+        cur = at(wj_new, th)
+        h = h_of(cur.theta)
+        act = ~done
+        wj = xp.where(act, wj_new, wj)
+        th = xp.where(act[:, None], cur.theta, th)
+        n_iter = n_iter + xp.where(act, cur.n_iter, 0)
+        up, dn = act & (h > 0), act & (h < 0)  # the root lies above / below wj
+        h_hi = xp.where(up & (side > 0), h_hi / 2.0, h_hi)
+        h_lo = xp.where(dn & (side < 0), h_lo / 2.0, h_lo)
+        lo_w, h_lo = xp.where(up, wj, lo_w), xp.where(up, h, h_lo)
+        hi_w, h_hi = xp.where(dn, wj, hi_w), xp.where(dn, h, h_hi)
+        side = xp.where(up, 1.0, xp.where(dn, -1.0, side))
+        done = done | (act & (xp.abs(h) <= BOUNDARY_TOL)) | (act & (hi_w - lo_w <= 1e-15))
+    return wj, th, n_iter
