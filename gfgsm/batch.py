@@ -172,14 +172,7 @@ def _initial_theta(xp: Any, fam: Family, y: Any, p: int, fit_intercept: bool) ->
     theta = xp.zeros((R, p + int(fit_intercept)), dtype=xp.float64)
     if not fit_intercept:
         return theta
-    ybar = xp.mean(y, axis=-1)
-    if fam.name == "binomial":
-        yb = xp.clip(ybar, 1e-3, 1 - 1e-3)
-        a0 = xp.log(yb / (1 - yb))
-    elif fam.name == "poisson":
-        a0 = xp.log(xp.clip(ybar, 1e-3, None))
-    else:
-        a0 = ybar
+    a0 = fam.initial_eta(xp.mean(y, axis=-1))
     return xp.concat([a0[:, None], theta[:, 1:]], axis=1)
 
 
@@ -294,7 +287,7 @@ def fit_batch(
         def solve(obj_: Objective, th: Any) -> Any:
             return orthant_newton(Xt, ya, obj_, shift, th, smooth0=smooth0, **common)
 
-        if obj.kind == "sign" and fam.name != "binomial":
+        if obj.kind == "sign" and not fam.sign_is_constant:
             res_, stable = sign_fixed_point(solve, obj, eta_of, ya, theta_start)
             res_.converged = res_.converged & stable
             info["signs_stable"] = stable
@@ -312,7 +305,7 @@ def fit_batch(
         start = run(L1Shift(lam_a[:, None] * xp.ones((R, p), dtype=xp.float64), zero_c0), theta0)
         # LLA from the l1 fit (Zou & Li 2008) into the basin of a local minimiser, then Newton
         # on the non-convex objective itself, whose pseudo-gradient is the reported residual.
-        if obj.kind == "sign" and fam.name != "binomial":
+        if obj.kind == "sign" and not fam.sign_is_constant:
             mid = start  # LLA with moving signs would nest two fixed points; Newton suffices
             steps = xp.zeros((R,), dtype=xp.int64)
         else:
@@ -337,7 +330,7 @@ def fit_batch(
         info["levels_consistent"] = consistent
     else:
         res = run(_PenaltyShift(pen, lam_a, p), theta0)
-        moving_signs = obj.kind == "sign" and not fam.fgsm_is_exact
+        moving_signs = obj.kind == "sign" and not fam.sign_is_constant
         if pen.kinked_off_axes and not obj.has_kinks and not moving_signs:
             # Orthant Newton stops short at the ties of a max; proximal gradient with the
             # exact prox reaches and certifies them (gfgsm.solvers.prox_gradient).
@@ -440,7 +433,7 @@ def _diverging(fam: Family, obj: Objective, ya: Any, eta: Any, P: Any, lam: Any,
     """
     xp = get_namespace(eta)
     R = eta.shape[0]
-    if fam.name != "binomial":
+    if not fam.sign_is_constant:
         return xp.zeros((R,), dtype=xp.bool)
     s = 2.0 * ya - 1.0
     if obj.kind == "pl":

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from .mc.spec import Study
 
 
+#: The demo's slopes are halved for poisson, whose exp link would otherwise give large counts.
+_DEMO_SCALE = {"poisson": 0.5}
+
+
 def _demo(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     R, n = args.replications, args.n
@@ -50,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
     for fam_name in ("gaussian", "binomial", "poisson"):
         fam = get_family(fam_name)
         X = rng.standard_normal((R, n, p))
-        scale = 0.5 if fam_name == "poisson" else 1.0
+        scale = _DEMO_SCALE.get(fam_name, 1.0)
         eta = a0 + X @ (beta0 * scale)
         y = to_numpy(fam.sample(eta, rng=rng))
         for method in ("gfgsm", "pl"):

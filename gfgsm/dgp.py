@@ -40,7 +40,7 @@ from scipy.special import gammaln
 
 from ._backend import asarray, resolve_backend
 from .designs import Design, SeedLike, _check_count
-from .families import Family, Gaussian, get_family
+from .families import Family, get_family
 
 __all__ = ["DGP", "NoiseLaw", "get_noise"]
 
@@ -263,13 +263,13 @@ class DGP:
             raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
         sigma = float(sigma)
 
-        if fam.name == "gaussian":
+        if fam.has_dispersion:
             if fam.phi != 1.0 and not math.isclose(fam.phi, sigma**2, rel_tol=1e-12):
                 raise ValueError(
                     f"family {fam!r} has phi = {fam.phi!r} but sigma = {sigma!r} gives "
                     f"phi = sigma^2 = {sigma**2!r}; give sigma only"
                 )
-            fam = Gaussian(phi=sigma**2)
+            fam = type(fam)(phi=sigma**2)
             self.noise: NoiseLaw | None = get_noise(noise, df)
         else:
             # y | x is the family's own law: an error law or a scale would leave its support

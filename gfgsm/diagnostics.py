@@ -173,7 +173,7 @@ def sign_neutrality(
     theta = np.r_[to_numpy(fit.intercept)[0], to_numpy(fit.coef)[0]]
 
     def phi_of(Xb: np.ndarray, yb: np.ndarray, th: np.ndarray) -> np.ndarray:
-        if fam.name != "gaussian":
+        if not fam.has_dispersion:
             return np.ones(th.shape[0])
         eta = th[:, :1] + np.einsum("bnp,bp->bn", Xb, th[:, 1:])
         return np.mean((yb - eta) ** 2, axis=1)

@@ -55,16 +55,17 @@ _RESERVED = frozenset(
 )
 
 
-def _family_name(family: Any) -> str | None:
-    """The family's name, or ``None`` for an invalid ``family`` (fit raises the error)."""
+def _family_or_none(family: Any) -> Family | None:
+    """The family, or ``None`` for an invalid ``family`` (fit raises the error)."""
     try:
-        return get_family(family).name
+        return get_family(family)
     except (ValueError, TypeError, AttributeError):
         return None
 
 
 def _is_binomial(est: Any) -> bool:
-    return _family_name(est.family) == "binomial"
+    fam = _family_or_none(est.family)
+    return fam is not None and fam.is_binary
 
 
 def _real(value: Any) -> bool:
@@ -125,7 +126,7 @@ class _GLMBase(BaseEstimator):
         (``converged_`` and ``status_`` then say why).
         """
         fam, opts = self._check_params()
-        if fam.name == "binomial":
+        if fam.is_binary:
             X, y = validate_data(self, X, y, dtype=np.float64)
             check_classification_targets(y)
             y_type = type_of_target(y, input_name="y")
@@ -172,7 +173,7 @@ class _GLMBase(BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (binomial: ``classes_[1]`` where ``eta > 0``) or the mean ``mu``."""
         eta = self._eta(X)
-        if self.family_.name == "binomial":
+        if self.family_.is_binary:
             return self.classes_[(eta > 0).astype(np.intp)]
         self.family_.check_eta(eta)  # poisson: FloatingPointError instead of a silent inf
         return np.asarray(to_numpy(self.family_.mean(eta)), dtype=np.float64)
@@ -194,12 +195,13 @@ class _GLMBase(BaseEstimator):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy (binomial), ``R^2`` (gaussian) or Poisson ``D^2`` (poisson); see the module."""
         pred = self.predict(X)
-        name = self.family_.name
-        if name == "binomial":
+        fam = self.family_
+        if fam.is_binary:
             return float(accuracy_score(y, pred, sample_weight=sample_weight))
-        if name == "gaussian":
+        if fam.tweedie_power == 0:  # D^2 of the squared error is R^2
             return float(r2_score(y, pred, sample_weight=sample_weight))
-        return float(d2_tweedie_score(y, pred, sample_weight=sample_weight, power=1))
+        return float(d2_tweedie_score(y, pred, sample_weight=sample_weight,
+                                      power=fam.tweedie_power))
 
     # --- summary --------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -264,8 +266,8 @@ class _GLMBase(BaseEstimator):
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
-        name = _family_name(self.family)
-        if name == "binomial":
+        fam = _family_or_none(self.family)
+        if fam is not None and fam.is_binary:
             tags.estimator_type = "classifier"
             tags.classifier_tags = ClassifierTags(multi_class=False)
             tags.regressor_tags = None
@@ -274,8 +276,8 @@ class _GLMBase(BaseEstimator):
             tags.estimator_type = "regressor"
             tags.regressor_tags = RegressorTags()
             tags.classifier_tags = None
-        if name == "poisson":
-            tags.target_tags.positive_only = True
+        if fam is not None and fam.tweedie_power is not None and fam.tweedie_power >= 1:
+            tags.target_tags.positive_only = True  # Tweedie powers >= 1 need y >= 0
         return tags
 
 

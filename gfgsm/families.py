@@ -51,8 +51,20 @@ class Family(ABC):
     """A canonical GLM family with ``b(eta)``; ``phi`` is its dispersion (docs/theory.md s.1)."""
 
     name: str = ""
-    #: Which adversary objective is exact for this family (docs/theory.md s.2).
+    #: The FGSM sign perturbation is the exact worst case over the l_inf ball (docs/theory.md
+    #: s.2): gaussian and binomial; not poisson.
     fgsm_is_exact: bool = True
+    #: ``s = sign(y - mu(eta))`` does not depend on ``eta`` (binomial: ``s = 2y - 1``), so the
+    #: FGSM objective is smooth and a positive margin ``s eta - P`` for every observation means
+    #: no minimiser (the separation certificate of fit_batch).
+    sign_is_constant: bool = False
+    #: ``y`` takes two values, 0 and 1: the estimators are classifiers.
+    is_binary: bool = False
+    #: ``phi`` is a free parameter, estimated from the residuals (gaussian ``sigma^2``).
+    has_dispersion: bool = False
+    #: The Tweedie power of the unit deviance (0 gaussian, 1 poisson; ``None`` when the family
+    #: is not a Tweedie one): the estimators' regression score is its D^2.
+    tweedie_power: float | None = None
 
     def __init__(self, phi: float = 1.0) -> None:
         if not (np.isfinite(phi) and phi > 0):
@@ -109,6 +121,11 @@ class Family(ABC):
         """
         raise NotImplementedError(f"{self.name}: the exact adversary needs adversarial_residual")
 
+    def initial_eta(self, ybar: Any) -> Any:
+        """A starting intercept from the mean response: ``g(ybar)`` for the canonical link,
+        clipped into the link's domain (overridden where the link is not the identity)."""
+        return ybar
+
     # --- the boundaries ----------------------------------------------------------------------
     @abstractmethod
     def validate_y(self, y: np.ndarray) -> None:
@@ -161,6 +178,8 @@ class Gaussian(Family):
     """Gaussian, identity link: ``b = eta^2/2``, ``phi = sigma^2``."""
 
     name = "gaussian"
+    has_dispersion = True
+    tweedie_power = 0.0
 
     def cumulant(self, eta: Any) -> Any:
         return eta * eta / 2.0
@@ -209,6 +228,14 @@ class Binomial(Family):
     """Bernoulli, logit link: ``b = log(1 + e^eta)``, ``mu = sigmoid(eta)``, ``y in {0, 1}``."""
 
     name = "binomial"
+    sign_is_constant = True
+    is_binary = True
+
+    def initial_eta(self, ybar: Any) -> Any:
+        """``logit(ybar)``, with ``ybar`` clipped to [1e-3, 1 - 1e-3]."""
+        xp = get_namespace(ybar)
+        yb = xp.clip(ybar, 1e-3, 1 - 1e-3)
+        return xp.log(yb / (1 - yb))
 
     def cumulant(self, eta: Any) -> Any:
         return softplus(eta)
@@ -270,6 +297,12 @@ class Poisson(Family):
 
     name = "poisson"
     fgsm_is_exact = False
+    tweedie_power = 1.0
+
+    def initial_eta(self, ybar: Any) -> Any:
+        """``log(ybar)``, with ``ybar`` clipped below at 1e-3."""
+        xp = get_namespace(ybar)
+        return xp.log(xp.clip(ybar, 1e-3, None))
 
     def _exp(self, eta: Any) -> Any:
         # exp clipped at the overflow threshold with +inf put back explicitly: the value is the

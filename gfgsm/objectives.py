@@ -241,10 +241,10 @@ def make_objective(
                 f"got adversary={adversary!r}, clean_weight={clean_weight!r} with method='pl'"
             )
         return Objective(fam, "pl", 0.0)
-    if fam.name == "binomial":
-        kind: Kind = "sign"  # FGSM is the exact worst case, and smooth
-    elif fam.name == "gaussian":
-        kind = "max"  # FGSM is the exact worst case, with kinks at zero residuals
+    if fam.sign_is_constant:
+        kind: Kind = "sign"  # the sign is the exact worst case, and smooth
+    elif fam.fgsm_is_exact:
+        kind = "max"  # the sign is the exact worst case, with kinks at zero residuals
     else:
         kind = "max" if resolved == "exact" else "sign"
     return Objective(fam, kind, float(clean_weight))
