@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ._backend import asarray, get_namespace, to_numpy
 from .families import Family, get_family
 from .objectives import Objective, make_objective
-from .penalties import L1, AdaptiveL1, Penalty, WeightedL1, adaptive_weights, get_penalty
+from .penalties import L1, AdaptiveL1, Penalty, adaptive_weights, get_penalty
 from .schemes import get_scheme
 from .solvers.crossover import crossover
 from .solvers.level_fixed_point import level_fixed_point
@@ -117,54 +117,6 @@ def _validate_lam(lam: Any, R: int, xp: Any) -> Any:
     if np.any(lam_np < 0):
         raise ValueError(f"lam must be >= 0, got {lam_np.min()!r}")
     return xp.asarray(np.broadcast_to(lam_np, (R,)).copy(), dtype=xp.float64)
-
-
-class _PenaltyShift(Shift):
-    """A convex (or orthant-smooth) :class:`Penalty` at level ``lam`` seen as a solver shift."""
-
-    def __init__(self, penalty: Penalty, lam: Any, p: int) -> None:
-        xp = get_namespace(lam)
-        self.penalty, self.lam = penalty, lam
-        R = lam.shape[0]
-        self.fixed = xp.zeros((R, p), dtype=xp.bool)
-        zero = xp.zeros((R, p), dtype=xp.float64)
-        if penalty.is_separable:
-            self.zero_slope = penalty.derivative(zero, lam)
-        else:
-            # One-sided slope of P in beta_j at beta_j = 0, with the other coordinates held:
-            # by the directional derivative along e_j at a generic point it is the orthant
-            # gradient with sigma_j = +1; penalties may override through `zero_slope`.
-            self.zero_slope = getattr(penalty, "zero_slope", None)
-            if self.zero_slope is None:
-                self.zero_slope = zero
-        self.separable = penalty.is_separable
-
-    def take(self, idx: Any) -> _PenaltyShift:
-        xp = get_namespace(self.lam)
-        new = _PenaltyShift.__new__(_PenaltyShift)
-        new.penalty, new.separable = self.penalty, self.separable
-        new.lam = xp.take(self.lam, idx, axis=0)
-        new.fixed = xp.take(self.fixed, idx, axis=0)
-        new.zero_slope = xp.take(self.zero_slope, idx, axis=0)
-        return new
-
-    def value(self, beta: Any) -> Any:
-        return self.penalty.value(beta, self.lam)
-
-    def orthant_grad(self, beta: Any, sigma: Any) -> Any:
-        return self.penalty.grad(beta, self.lam, sigma)
-
-    def orthant_hess(self, beta: Any, sigma: Any) -> Any | None:
-        if not self.separable:
-            return self.penalty.orthant_hess(beta, self.lam, sigma)
-        xp = get_namespace(beta)
-        t = xp.abs(beta)
-        # The curvature of |b|^r (r < 2, r != 1) is infinite at 0; cap it so a coefficient
-        # near zero takes a finite Newton step (the line search then decides).
-        h = xp.where(t > 0, self.penalty.second_derivative(xp.where(t > 0, t, 1.0), self.lam), 0.0)
-        h = xp.clip(h, -1e12, 1e12)
-        p = beta.shape[-1]
-        return h[..., None] * xp.eye(p, dtype=beta.dtype)
 
 
 def _initial_theta(xp: Any, fam: Family, y: Any, p: int, fit_intercept: bool) -> Any:
@@ -295,14 +247,8 @@ def fit_batch(
         return solve(obj, theta_start)
 
     zero_c0 = xp.zeros((R,), dtype=xp.float64)
-    if isinstance(pen, L1 | WeightedL1):
-        if isinstance(pen, WeightedL1):
-            pen.weights_array(xp, R, p)  # validates the weights' shape
-        # p'(0+) per coordinate: lam w_j, and +inf for weights that hold a slope at zero.
-        u = pen.derivative(xp.zeros((R, p), dtype=xp.float64), lam_a)
-        res = run(L1Shift(u, zero_c0), theta0)
-    elif pen.is_separable and not pen.is_convex:
-        start = run(L1Shift(lam_a[:, None] * xp.ones((R, p), dtype=xp.float64), zero_c0), theta0)
+    if pen.is_separable and not pen.is_convex:
+        start = run(L1().as_shift(lam_a, p), theta0)
         # LLA from the l1 fit (Zou & Li 2008) into the basin of a local minimiser, then Newton
         # on the non-convex objective itself, whose pseudo-gradient is the reported residual.
         if obj.kind == "sign" and not fam.sign_is_constant:
@@ -312,7 +258,7 @@ def fit_batch(
             mid, steps, _ = lla(Xt, ya, obj, pen, lam_a, start.theta, smooth0=_WARM_SMOOTH,
                                 **common)
             mid.n_iter = mid.n_iter + start.n_iter
-        res = run(_PenaltyShift(pen, lam_a, p), mid.theta, smooth0=_WARM_SMOOTH)
+        res = run(pen.as_shift(lam_a, p), mid.theta, smooth0=_WARM_SMOOTH)
         res.n_iter = res.n_iter + mid.n_iter
         info["lla_steps"] = steps
     elif pen.jumps:
@@ -321,15 +267,14 @@ def fit_batch(
         def weighted(w: Any, th: Any) -> Any:
             return run(L1Shift(lam_a[:, None] * w, zero_c0), th)
 
-        start = run(L1Shift(lam_a[:, None] * xp.ones((R, p), dtype=xp.float64), zero_c0),
-                    theta0)
+        start = run(L1().as_shift(lam_a, p), theta0)
         res, w_levels, consistent = level_fixed_point(
             weighted, pen.levels, pen.scaled, pen.b, start.theta, o)
         res.converged = res.converged & consistent
         info["level_weights"] = w_levels
         info["levels_consistent"] = consistent
     else:
-        res = run(_PenaltyShift(pen, lam_a, p), theta0)
+        res = run(pen.as_shift(lam_a, p), theta0)
         moving_signs = obj.kind == "sign" and not fam.sign_is_constant
         if pen.kinked_off_axes and not obj.has_kinks and not moving_signs:
             # Orthant Newton stops short at the ties of a max; proximal gradient with the
@@ -441,17 +386,8 @@ def _diverging(fam: Family, obj: Objective, ya: Any, eta: Any, P: Any, lam: Any,
         applies = lam == 0
     else:
         margins = s * eta - P[:, None]
-        applies = xp.ones((R,), dtype=xp.bool) if _at_most_linear(pen) else lam == 0
+        applies = xp.ones((R,), dtype=xp.bool) if pen.at_most_linear else lam == 0
     return applies & xp.all(margins > 0, axis=-1)
-
-
-def _at_most_linear(pen: Any) -> bool:
-    """``P(c beta) <= c P(beta)`` for ``c >= 1`` (positively homogeneous or concave in |beta|)."""
-    from .penalties import MCP, SCAD, DualNorm, Lr, PowerPenalty, QuantizedPenalty
-
-    if isinstance(pen, L1 | WeightedL1 | SCAD | MCP | DualNorm | PowerPenalty | QuantizedPenalty):
-        return True
-    return isinstance(pen, Lr) and pen.r <= 1
 
 
 def _warn_nonconverged(fit: BatchFit) -> None:

@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 
 from ._backend import asarray, resolve_backend
+from .rng._seeds import SeedLike
+from .rng._seeds import root_seed as _root_seed
 
 __all__ = [
     "BernoulliDesign",
@@ -59,7 +61,6 @@ __all__ = [
 ]
 
 #: What ``seed=`` accepts everywhere in the package's samplers.
-SeedLike = int | np.random.SeedSequence | np.random.Generator | None
 
 #: Largest ``p`` for which a design on ``{low, high}^p`` enumerates its support (2^16 points).
 MAX_ENUMERATE_P = 16
@@ -68,22 +69,6 @@ MAX_ENUMERATE_P = 16
 # --------------------------------------------------------------------------------------------
 # seeds and argument checks
 # --------------------------------------------------------------------------------------------
-
-
-def _root_seed(seed: SeedLike) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        # A Generator is a stream: 256 bits drawn from it seed the replications, so two calls
-        # on the same Generator give new data, and a Generator in a given state gives the same.
-        return np.random.SeedSequence(seed.integers(0, 2**63, size=4, dtype=np.uint64).tolist())
-    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
-        if seed is not None and int(seed) < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        return np.random.SeedSequence(None if seed is None else int(seed))
-    raise TypeError(
-        f"seed must be None, an int, a numpy SeedSequence or a numpy Generator; got {seed!r}"
-    )
 
 
 def replication_seeds(seed: SeedLike, R: int) -> list[np.random.SeedSequence]:

@@ -161,8 +161,9 @@ class Family(ABC):
         y = self._sample_host(to_numpy(eta), rng)
         return xp.asarray(y, dtype=xp.float64)
 
-    @abstractmethod
-    def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+    def _sample_host(self, eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draws on the host; a family used only for fitting need not provide them."""
+        raise NotImplementedError(f"{self.name}: no sampler (fitting needs none)")
 
     def draw_stream(self, eta: Any, stream: Any) -> Any:
         """Draw ``y | eta`` from a counter-based :class:`gfgsm.rng.Stream`, on its backend.

@@ -219,6 +219,29 @@ class Penalty(abc.ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
 
+    #: ``P(c beta) <= c P(beta)`` for ``c >= 1`` (positively homogeneous, or concave in
+    #: ``|beta|``): then positive adversarial margins certify separation at every ``lam``
+    #: (fit_batch's divergence certificate); otherwise only at ``lam = 0``.
+    at_most_linear: bool = False
+
+    def zero_slope(self, lam: Any, like: Array) -> Array:
+        """The one-sided slope of ``P_lam`` in ``beta_j`` at ``beta_j = 0``, the other
+        coordinates held, shape of ``like`` (``(R, p)``): ``p'_lam(0+)`` for a separable
+        penalty; 0 by default for the others (smooth in each coordinate through 0), overridden
+        where a penalty is kinked there."""
+        if self.is_separable:
+            return self.derivative(like, lam)
+        xp = get_namespace(like)
+        return xp.zeros_like(like)
+
+    def as_shift(self, lam: Any, p: int) -> Any:
+        """This penalty at levels ``lam`` (shape ``(R,)``) as the solvers' shift
+        (:class:`gfgsm.shifts.PenaltyShift`; l1 penalties give the faster
+        :class:`gfgsm.shifts.L1Shift`)."""
+        from .shifts import PenaltyShift
+
+        return PenaltyShift(self, lam, p)
+
     def orthant_hess(self, beta: Array, lam: Any, sigma: Array | None = None) -> Array | None:
         """The Hessian of ``P_lam`` on the smooth piece of ``beta`` (its orthant ``sigma`` and,
         for penalties of ``||beta||_inf``, its first largest coordinate), ``(..., p, p)``;
@@ -270,9 +293,14 @@ class SeparablePenalty(Penalty):
     def second_derivative(self, t: Array, lam: Any) -> Array:
         """``p''_lam(t)`` for ``t > 0`` (right second derivative at a knot)."""
 
-    @abc.abstractmethod
     def prox(self, z: Array, lam: Any, step: Any) -> Array:
-        """``argmin_b (b - z)^2 / (2 step) + p_lam(|b|)`` elementwise (``step`` broadcasts to z)."""
+        """``argmin_b (b - z)^2 / (2 step) + p_lam(|b|)`` elementwise (``step`` broadcasts to
+        ``z``).  Fitting does not need it
+        (the orthant Newton solver uses the derivatives); :func:`gfgsm.theory.limit_law`'s
+        coordinate descent does, and says so when a penalty lacks it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no prox; the limit law of docs/theory.md s.5 needs one"
+        )
 
     def _hess_at_zero(self, lam_col: Any, like: Array, xp: Any) -> Array:
         # Penalties with a kink at 0 (p'(0+) > 0) have no curvature to offer there: a zero
@@ -313,6 +341,10 @@ class L1(SeparablePenalty):
     """Lasso: ``p_lam(t) = lam t`` (docs/theory.md s.3; the FGSM penalty with ``lam = eps``)."""
 
     name = "l1"
+    at_most_linear = True
+
+    def as_shift(self, lam: Any, p: int) -> Any:
+        return _l1_shift(self, lam, p)
 
     @property
     def is_convex(self) -> bool:
@@ -349,6 +381,12 @@ class WeightedL1(SeparablePenalty):
 
     name = "weighted_l1"
     _allow_inf = False
+    at_most_linear = True
+
+    def as_shift(self, lam: Any, p: int) -> Any:
+        xp = get_namespace(lam)
+        self.weights_array(xp, lam.shape[0], p)  # validates the weights' shape
+        return _l1_shift(self, lam, p)
 
     def __init__(self, weights: Array) -> None:
         xp = get_namespace(weights)
@@ -484,6 +522,10 @@ class Lr(SeparablePenalty):
     """
 
     name = "lr"
+
+    @property
+    def at_most_linear(self) -> bool:  # type: ignore[override]
+        return self.r <= 1
 
     def __init__(self, r: float) -> None:
         r = _real("r", r)
@@ -650,6 +692,7 @@ class SCAD(SeparablePenalty):
     """
 
     name = "scad"
+    at_most_linear = True
 
     def __init__(self, a: float = 3.7) -> None:
         a = _real("a", a)
@@ -713,6 +756,7 @@ class MCP(SeparablePenalty):
     """
 
     name = "mcp"
+    at_most_linear = True
 
     def __init__(self, gamma: float = 3.0) -> None:
         gamma = _real("gamma", gamma)
@@ -781,6 +825,7 @@ class DualNorm(Penalty):
     """
 
     name = "dual_norm"
+    at_most_linear = True
 
     def __init__(self, q: float) -> None:
         self.q = _check_q(q)
@@ -882,6 +927,7 @@ class PowerPenalty(Penalty):
     ``(1, t)`` the slope drops from ``r`` to ``2 - r`` at ``t = 1``)."""
 
     name = "power"
+    at_most_linear = True
 
     def __init__(self, r: float) -> None:
         self.r = _check_power_r(r)
@@ -954,6 +1000,7 @@ class QuantizedPenalty(Penalty):
     """
 
     name = "quantized"
+    at_most_linear = True
 
     def __init__(self, b: int) -> None:
         self.b = _positive_int("b", b)
@@ -973,6 +1020,10 @@ class QuantizedPenalty(Penalty):
     @property
     def jumps(self) -> bool:  # type: ignore[override]
         return self.b > 1
+
+    def zero_slope(self, lam: Any, like: Array) -> Array:
+        """``lam / b``: a coordinate leaving 0 takes level 1 (docs/theory.md s.6)."""
+        return _lam_col(lam, get_namespace(like), like) / self.b + 0.0 * like
 
     def scaled(self, beta: Array) -> Array:
         """``b |beta_j| / ||beta||_inf`` (0 on all-zero rows): the quantity that is rounded."""
@@ -1002,6 +1053,17 @@ class QuantizedPenalty(Penalty):
         sigma = _sigma(beta, sigma, xp)
         _, u = _row_scale(_abs_for_grad(beta, sigma, xp), xp)
         return _lam_col(lam, xp, beta) * sigma * self._levels(u, xp) / self.b
+
+
+def _l1_shift(pen: SeparablePenalty, lam: Any, p: int) -> Any:
+    """``P = sum_j u_j |beta_j|`` with ``u_j = p'_lam(0+)`` (``lam w_j``; ``+inf`` for weights
+    that hold a coefficient at zero) as the solvers' :class:`gfgsm.shifts.L1Shift`."""
+    from .shifts import L1Shift
+
+    xp = get_namespace(lam)
+    R = lam.shape[0]
+    u = pen.derivative(xp.zeros((R, p), dtype=xp.float64), lam)
+    return L1Shift(u, xp.zeros((R,), dtype=xp.float64))
 
 
 # --------------------------------------------------------------------------------------------

@@ -398,14 +398,15 @@ def quantities(
         raise ValueError(f"n_mc must be at least 2 to estimate a standard error, got {n_mc}")
     rng = np.random.default_rng(_root_seed(seed))
     fam = dgp.family.name
+    additive = dgp.family.has_dispersion  # y = eta + sigma e with e independent of x
     how: dict[str, str]
 
-    if method == "monte_carlo" or (fam != "gaussian" and fam not in _CONDITIONAL):
+    if method == "monte_carlo" or (not additive and fam not in _CONDITIONAL):
         acc = _joint_mc(dgp, n_mc, rng)
         vals = {k: acc.result(k) for k in ("I", "D", "V")}
         how = dict.fromkeys(("I", "D", "V"), "monte carlo over (x, y)")
         used = n_mc
-    elif fam == "gaussian":
+    elif additive:
         vals, how, used = _gaussian(dgp, method, n_mc, rng)
     else:
         acc, x_how = _x_only(dgp, method, n_mc, rng)

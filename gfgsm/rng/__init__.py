@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ._seeds import root_seed
 from .philox import philox4x32
 from .streams import GENERATOR, Stream, key_from_seed
 
@@ -29,7 +30,5 @@ def stream_for(seed: Any, R: int, xp: Any) -> Stream:
     state words, so ``SeedSequence(s, spawn_key=(c,))`` is condition ``c`` of a study with seed
     ``s``) or a ``Generator`` (256 bits drawn from it seed the key).
     """
-    from ..designs import _root_seed
-
-    root = _root_seed(seed)
+    root = root_seed(seed)
     return Stream.create(key_from_seed(root), np.arange(R, dtype=np.uint64), xp)

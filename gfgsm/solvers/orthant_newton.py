@@ -40,6 +40,7 @@ from typing import Any
 
 from .._backend import get_namespace
 from ..objectives import Objective
+from ..shifts import L1Shift, Shift
 
 __all__ = ["L1Shift", "OrthantNewtonResult", "Shift", "orthant_newton"]
 
@@ -48,59 +49,6 @@ _MAX_HALVINGS = 60
 # Relative rounding allowance in the Armijo test: near the optimum the predicted decrease falls
 # below the resolution of F itself, and a correct Newton step must not be refused for that.
 _ROUNDING = 64 * 2.220446049250313e-16
-
-
-class Shift:
-    """The adversarial shift ``P(beta) >= 0`` as the solver sees it (batched over ``R``).
-
-    ``P`` must be smooth on each orthant of ``beta`` (the interior of a sign pattern), with
-    one-sided slopes ``+-zero_slope_j`` in ``beta_j`` at ``beta_j = 0``.
-    """
-
-    #: (R, p) bool: slopes held at exactly zero.
-    fixed: Any
-    #: (R, p) one-sided slope of ``P`` in ``beta_j`` at ``beta_j = 0``.
-    zero_slope: Any
-
-    def value(self, beta: Any) -> Any:  # (R, p) -> (R,)
-        raise NotImplementedError
-
-    def orthant_grad(self, beta: Any, sigma: Any) -> Any:  # gradient on orthant sigma, (R, p)
-        raise NotImplementedError
-
-    def orthant_hess(self, beta: Any, sigma: Any) -> Any | None:  # (R, p, p), None if 0
-        return None
-
-    def take(self, idx: Any) -> Shift:
-        """The shift of the replications ``idx`` (for the solver's working set)."""
-        raise NotImplementedError
-
-
-class L1Shift(Shift):
-    """``P(beta) = c0 + sum_j u_j |beta_j|`` (``u_j = inf`` holds ``beta_j`` at zero)."""
-
-    def __init__(self, u: Any, c0: Any) -> None:
-        xp = get_namespace(u)
-        self.fixed = xp.isinf(u)
-        self.u = xp.where(self.fixed, 0.0, u)
-        self.zero_slope = self.u
-        self.c0 = c0
-
-    def value(self, beta: Any) -> Any:
-        xp = get_namespace(beta)
-        return self.c0 + xp.sum(self.u * xp.abs(beta), axis=-1)
-
-    def orthant_grad(self, beta: Any, sigma: Any) -> Any:
-        return self.u * sigma
-
-    def take(self, idx: Any) -> L1Shift:
-        xp = get_namespace(self.u)
-        new = L1Shift.__new__(L1Shift)
-        new.fixed = xp.take(self.fixed, idx, axis=0)
-        new.u = xp.take(self.u, idx, axis=0)
-        new.zero_slope = new.u
-        new.c0 = xp.take(self.c0, idx, axis=0)
-        return new
 
 
 @dataclass
