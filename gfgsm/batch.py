@@ -9,6 +9,7 @@ offending argument and value, and that leave the caller's arrays untouched), the
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +183,83 @@ def fit_batch(
     -------
     BatchFit
     """
+    prob = _prepare(X, y, family=family, method=method, lam=lam, penalty=penalty,
+                    fit_intercept=fit_intercept, backend=backend, scheme=scheme,
+                    adversary=adversary, clean_weight=clean_weight, weights=weights, tol=tol,
+                    max_iter=max_iter, init=init, warn=warn, penalty_params=penalty_params)
+    strategy = next(solve for applies, solve in _STRATEGIES if applies(prob.pen))
+    res = _exact_at_kinks(prob, strategy(prob))
+    fit = _assemble(prob, res)
+    if warn:
+        _warn_nonconverged(fit)
+    return fit
+
+
+# --------------------------------------------------------------------------------------------
+# the problem
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Problem:
+    """A validated batch of problems and the solver calls every strategy shares."""
+
+    xp: Any
+    fam: Family
+    obj: Objective
+    pen: Any
+    method: str
+    Xt: Any  # (n, q) or (R, n, q), the intercept column first
+    ya: Any  # (R, n)
+    lam: Any  # (R,)
+    theta0: Any  # (R, q)
+    o: int  # unpenalized leading columns (the intercept)
+    tol: float
+    max_iter: int
+    info: dict = field(default_factory=dict)
+    last_shift: list = field(default_factory=list)
+
+    @property
+    def R(self) -> int:
+        return int(self.ya.shape[0])
+
+    @property
+    def p(self) -> int:
+        return int(self.Xt.shape[-1]) - self.o
+
+    @property
+    def moving_signs(self) -> bool:
+        """The FGSM sign depends on theta (poisson ``adversary="fgsm"``)."""
+        return self.obj.kind == "sign" and not self.fam.sign_is_constant
+
+    def eta_of(self, theta: Any) -> Any:
+        if self.Xt.ndim == 2:
+            return theta @ self.Xt.T
+        return self.xp.matmul(self.Xt, theta[..., None])[..., 0]
+
+    def run(self, shift: Shift, theta_start: Any, smooth0: float = 1e-1) -> Any:
+        """Orthant Newton on ``shift`` from ``theta_start``, inside the frozen-sign iteration
+        when the signs move; the last shift is kept for the crossover."""
+        self.last_shift[:] = [shift]
+
+        def solve(obj_: Objective, th: Any) -> Any:
+            return orthant_newton(self.Xt, self.ya, obj_, shift, th, smooth0=smooth0,
+                                  n_unpenalized=self.o, tol=self.tol, max_iter=self.max_iter)
+
+        if self.moving_signs:
+            res, stable = sign_fixed_point(solve, self.obj, self.eta_of, self.ya, theta_start)
+            res.converged = res.converged & stable
+            self.info["signs_stable"] = stable
+            return res
+        return solve(self.obj, theta_start)
+
+
+def _prepare(X: Any, y: Any, *, family: Any, method: str, lam: Any, penalty: Any,
+             fit_intercept: bool, backend: str | None, scheme: Any, adversary: str,
+             clean_weight: float, weights: Any, tol: float, max_iter: int, init: Any,
+             warn: bool, penalty_params: dict) -> _Problem:
+    """Validate every argument (nothing is modified), resolve the penalty (with the pilot fit
+    of adaptive l1) and build the design with its intercept column and the starting point."""
     xp = get_namespace(X, y, backend=backend)
     fam = get_family(family)
     obj = make_objective(fam, method, adversary, clean_weight)
@@ -191,18 +269,16 @@ def fit_batch(
         if not (isinstance(penalty, str) and penalty == "l1"):
             raise ValueError("give either scheme= or penalty=, not both")
         # Keyword parameters belong to the scheme here (q for lq, r for power, b for quantized).
-        pen: Penalty = get_scheme(scheme, **penalty_params).induced_penalty
+        pen: Any = get_scheme(scheme, **penalty_params).induced_penalty
     else:
         pen = _resolve_penalty(penalty, weights, penalty_params)
     Xa, ya = _validate_arrays(X, y, xp, fam)
-    R = ya.shape[0]
-    p = Xa.shape[-1]
+    R, p = ya.shape[0], Xa.shape[-1]
     lam_a = _validate_lam(lam, R, xp)
     if not (isinstance(tol, int | float) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-
     if isinstance(pen, _AdaptivePending):
         pilot = fit_batch(
             Xa, ya, family=fam, method=method, lam=pen.pilot_lam, penalty="l1",
@@ -210,7 +286,6 @@ def fit_batch(
             tol=tol, max_iter=max_iter, warn=warn,
         )
         pen = AdaptiveL1(adaptive_weights(pilot.coef, gamma=pen.gamma))
-
     ones = xp.ones((*Xa.shape[:-1], 1), dtype=xp.float64)
     Xt = xp.concat([ones, Xa], axis=-1) if fit_intercept else Xa
     o = int(fit_intercept)
@@ -222,109 +297,132 @@ def fit_batch(
             theta0 = xp.broadcast_to(theta0[None, :], (R, p + o))
         if tuple(theta0.shape) != (R, p + o):
             raise ValueError(f"init must have shape ({R}, {p + o}); got {tuple(theta0.shape)}")
-    common = dict(n_unpenalized=o, tol=tol, max_iter=max_iter)
+    return _Problem(xp=xp, fam=fam, obj=obj, pen=pen, method=method, Xt=Xt, ya=ya, lam=lam_a,
+                    theta0=theta0, o=o, tol=tol, max_iter=max_iter)
 
-    info: dict[str, Any] = {}
 
-    def eta_of(theta: Any) -> Any:
-        if Xt.ndim == 2:
-            return theta @ Xt.T
-        return xp.matmul(Xt, theta[..., None])[..., 0]
+# --------------------------------------------------------------------------------------------
+# strategies: which solvers a penalty needs
+# --------------------------------------------------------------------------------------------
 
-    last_shift: list[Shift] = []
 
-    def run(shift: Shift, theta_start: Any, smooth0: float = 1e-1) -> Any:
-        last_shift[:] = [shift]
+def _require(pen: Any, attrs: tuple[str, ...], why: str) -> None:
+    """A strategy states what it needs from a penalty; a missing attribute is a clear error."""
+    missing = [a for a in attrs if not hasattr(pen, a)]
+    if missing:
+        raise TypeError(f"{type(pen).__name__} is {why} but lacks {missing}")
 
-        def solve(obj_: Objective, th: Any) -> Any:
-            return orthant_newton(Xt, ya, obj_, shift, th, smooth0=smooth0, **common)
 
-        if obj.kind == "sign" and not fam.sign_is_constant:
-            res_, stable = sign_fixed_point(solve, obj, eta_of, ya, theta_start)
-            res_.converged = res_.converged & stable
-            info["signs_stable"] = stable
-            return res_
-        return solve(obj, theta_start)
-
-    zero_c0 = xp.zeros((R,), dtype=xp.float64)
-    if pen.is_separable and not pen.is_convex:
-        start = run(L1().as_shift(lam_a, p), theta0)
-        # LLA from the l1 fit (Zou & Li 2008) into the basin of a local minimiser, then Newton
-        # on the non-convex objective itself, whose pseudo-gradient is the reported residual.
-        if obj.kind == "sign" and not fam.sign_is_constant:
-            mid = start  # LLA with moving signs would nest two fixed points; Newton suffices
-            steps = xp.zeros((R,), dtype=xp.int64)
-        else:
-            mid, steps, _ = lla(Xt, ya, obj, pen, lam_a, start.theta, smooth0=_WARM_SMOOTH,
-                                **common)
-            mid.n_iter = mid.n_iter + start.n_iter
-        res = run(pen.as_shift(lam_a, p), mid.theta, smooth0=_WARM_SMOOTH)
-        res.n_iter = res.n_iter + mid.n_iter
-        info["lla_steps"] = steps
-    elif pen.jumps:
-        # A weighted l1 norm with weights that jump: a level-consistent point, each fit a
-        # certified weighted-l1 fit (gfgsm.solvers.level_fixed_point).
-        def weighted(w: Any, th: Any) -> Any:
-            return run(L1Shift(lam_a[:, None] * w, zero_c0), th)
-
-        start = run(L1().as_shift(lam_a, p), theta0)
-        res, w_levels, consistent = level_fixed_point(
-            weighted, pen.levels, pen.scaled, pen.b, start.theta, o)
-        res.converged = res.converged & consistent
-        info["level_weights"] = w_levels
-        info["levels_consistent"] = consistent
+def _lla_then_newton(prob: _Problem) -> Any:
+    """Separable non-convex penalties: the l1 fit, LLA (Zou & Li 2008) into the basin of a
+    local minimiser, then Newton on the non-convex objective itself, whose pseudo-gradient is
+    the reported residual."""
+    _require(prob.pen, ("derivative", "second_derivative"), "separable and non-convex")
+    xp, lam, p = prob.xp, prob.lam, prob.p
+    start = prob.run(L1().as_shift(lam, p), prob.theta0)
+    if prob.moving_signs:
+        mid = start  # LLA with moving signs would nest two fixed points; Newton suffices
+        steps = xp.zeros((prob.R,), dtype=xp.int64)
     else:
-        res = run(pen.as_shift(lam_a, p), theta0)
-        moving_signs = obj.kind == "sign" and not fam.sign_is_constant
-        if pen.kinked_off_axes and not obj.has_kinks and not moving_signs:
-            # Orthant Newton stops short at the ties of a max; proximal gradient with the
-            # exact prox reaches and certifies them (gfgsm.solvers.prox_gradient).
-            todo = ~res.converged
-            if bool(xp.any(todo)):
-                th, kkt_p, it_p, conv_p = prox_gradient(
-                    Xt, ya, obj, pen, lam_a, res.theta, n_unpenalized=o, tol=tol,
-                    active=todo, kkt0=res.kkt)
-                res.theta, res.kkt = th, kkt_p
-                res.converged = res.converged | conv_p
-                res.n_iter = res.n_iter + it_p
-                info["prox_gradient_steps"] = it_p
+        mid, steps, _ = lla(prob.Xt, prob.ya, prob.obj, prob.pen, lam, start.theta,
+                            smooth0=_WARM_SMOOTH, n_unpenalized=prob.o, tol=prob.tol,
+                            max_iter=prob.max_iter)
+        mid.n_iter = mid.n_iter + start.n_iter
+    res = prob.run(prob.pen.as_shift(lam, p), mid.theta, smooth0=_WARM_SMOOTH)
+    res.n_iter = res.n_iter + mid.n_iter
+    prob.info["lla_steps"] = steps
+    return res
 
-    if obj.has_kinks:
-        # Smoothing leaves O(smooth) bias and a gradient noise floor; the crossover moves to
-        # the exact KKT point where it can certify one (see gfgsm.solvers.crossover).
-        th_x, kkt_x, exact = crossover(Xt, ya, obj, last_shift[0], res.theta, res.smooth,
-                                       n_unpenalized=o)
-        # Keep the crossover only where it certifies a point at least as stationary.
-        exact = exact & (kkt_x <= xp.maximum(res.kkt, tol))
-        res.theta = xp.where(exact[:, None], th_x, res.theta)
-        res.converged = xp.where(exact, kkt_x <= tol, res.converged)
-        res.kkt = xp.where(exact, kkt_x, res.kkt)
-        info["smooth"] = res.smooth
-        info["exact_kkt"] = exact
 
+def _level_consistent(prob: _Problem) -> Any:
+    """A weighted l1 norm whose weights jump (the quantized scheme): a level-consistent point,
+    each inner fit a certified weighted-l1 fit (gfgsm.solvers.level_fixed_point)."""
+    pen, xp, lam = prob.pen, prob.xp, prob.lam
+    _require(pen, ("levels", "scaled", "b"), "a jumping penalty")
+    zero_c0 = xp.zeros((prob.R,), dtype=xp.float64)
+
+    def weighted(w: Any, th: Any) -> Any:
+        return prob.run(L1Shift(lam[:, None] * w, zero_c0), th)
+
+    start = prob.run(L1().as_shift(lam, prob.p), prob.theta0)
+    res, w_levels, consistent = level_fixed_point(weighted, pen.levels, pen.scaled, pen.b,
+                                                  start.theta, prob.o)
+    res.converged = res.converged & consistent
+    prob.info["level_weights"] = w_levels
+    prob.info["levels_consistent"] = consistent
+    return res
+
+
+def _direct(prob: _Problem) -> Any:
+    """Orthant Newton on the penalty's own shift; where ``P`` is kinked off the axes (ties of
+    a max), proximal gradient with the exact prox finishes and certifies the uncertified rows
+    (gfgsm.solvers.prox_gradient)."""
+    pen, xp = prob.pen, prob.xp
+    res = prob.run(pen.as_shift(prob.lam, prob.p), prob.theta0)
+    if pen.kinked_off_axes and not prob.obj.has_kinks and not prob.moving_signs:
+        _require(pen, ("prox",), "kinked off the coordinate axes")
+        todo = ~res.converged
+        if bool(xp.any(todo)):
+            th, kkt_p, it_p, conv_p = prox_gradient(
+                prob.Xt, prob.ya, prob.obj, pen, prob.lam, res.theta, n_unpenalized=prob.o,
+                tol=prob.tol, active=todo, kkt0=res.kkt)
+            res.theta, res.kkt = th, kkt_p
+            res.converged = res.converged | conv_p
+            res.n_iter = res.n_iter + it_p
+            prob.info["prox_gradient_steps"] = it_p
+    return res
+
+
+#: (applies to the penalty, strategy), first match wins.
+_STRATEGIES: tuple[tuple[Callable[[Any], bool], Callable[[_Problem], Any]], ...] = (
+    (lambda pen: pen.is_separable and not pen.is_convex, _lla_then_newton),
+    (lambda pen: pen.jumps, _level_consistent),
+    (lambda pen: True, _direct),
+)
+
+
+def _exact_at_kinks(prob: _Problem, res: Any) -> Any:
+    """Where ``psi`` has kinks (the exact worst case), smoothing leaves O(smooth) bias and a
+    gradient noise floor; the crossover moves to the exact KKT point where it can certify one
+    (gfgsm.solvers.crossover) and is kept only where that point is at least as stationary."""
+    if not prob.obj.has_kinks:
+        return res
+    xp = prob.xp
+    th_x, kkt_x, exact = crossover(prob.Xt, prob.ya, prob.obj, prob.last_shift[0], res.theta,
+                                   res.smooth, n_unpenalized=prob.o)
+    exact = exact & (kkt_x <= xp.maximum(res.kkt, prob.tol))
+    res.theta = xp.where(exact[:, None], th_x, res.theta)
+    res.converged = xp.where(exact, kkt_x <= prob.tol, res.converged)
+    res.kkt = xp.where(exact, kkt_x, res.kkt)
+    prob.info["smooth"] = res.smooth
+    prob.info["exact_kkt"] = exact
+    return res
+
+
+def _assemble(prob: _Problem, res: Any) -> BatchFit:
+    """The :class:`BatchFit`: estimates, objective, the separation certificate and statuses."""
+    xp, pen, info = prob.xp, prob.pen, prob.info
     theta = res.theta
-    coef = theta[:, o:]
-    intercept = theta[:, 0] if fit_intercept else xp.zeros((R,), dtype=xp.float64)
-    eta = eta_of(theta)
-    objective_value = obj.value(ya, eta, pen.value(coef, lam_a))
-    converged = res.converged
-    diverging = _diverging(fam, obj, ya, eta, pen.value(coef, lam_a), lam_a, pen)
-    converged = converged & ~diverging
-    status = _status(res, converged, diverging, max_iter)
+    coef = theta[:, prob.o:]
+    intercept = theta[:, 0] if prob.o else xp.zeros((prob.R,), dtype=xp.float64)
+    eta = prob.eta_of(theta)
+    objective_value = prob.obj.value(prob.ya, eta, pen.value(coef, prob.lam))
+    diverging = _diverging(prob.fam, prob.obj, prob.ya, eta, pen.value(coef, prob.lam),
+                           prob.lam, pen)
+    converged = res.converged & ~diverging
+    status = _status(res, converged, diverging, prob.max_iter)
     if "signs_stable" in info:
         status = np.where(~to_numpy(info["signs_stable"]).astype(bool), "sign_cycle", status)
         status = status.astype(object)
     if "levels_consistent" in info:
         status = np.where(~to_numpy(info["levels_consistent"]).astype(bool), "level_cycle",
                           status).astype(object)
-    fit = BatchFit(
+    return BatchFit(
         coef=coef, intercept=intercept, converged=converged, n_iter=res.n_iter,
-        objective=objective_value, kkt=res.kkt, status=status, lam=lam_a, method=method,
-        family=fam.name, penalty=getattr(pen, "name", type(pen).__name__), info=info,
+        objective=objective_value, kkt=res.kkt, status=status, lam=prob.lam,
+        method=prob.method, family=prob.fam.name,
+        penalty=getattr(pen, "name", type(pen).__name__), info=info,
     )
-    if warn:
-        _warn_nonconverged(fit)
-    return fit
 
 
 class _AdaptivePending:
