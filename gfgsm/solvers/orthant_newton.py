@@ -112,6 +112,87 @@ def orthant_hessian(xp: Any, Xt: Any, parts: tuple[Any, ...], v: Any, HP: Any | 
     return H + xp.concat([top, xp.concat([left, HP], axis=2)], axis=1)
 
 
+@dataclass
+class _Data:
+    """The working set's data: design, responses, shift and objective of its replications."""
+
+    Xt: Any
+    y: Any
+    shift: Shift
+    objective: Objective
+    o: int
+    kinks: bool
+
+    def take(self, keep: Any) -> _Data:
+        xp = get_namespace(self.y)
+        Xt = xp.take(self.Xt, keep, axis=0) if self.Xt.ndim == 3 else self.Xt
+        return _Data(Xt, xp.take(self.y, keep, axis=0), self.shift.take(keep),
+                     self.objective.take(keep), self.o, self.kinks)
+
+    def P(self, th: Any) -> Any:
+        return self.shift.value(th[:, self.o:])
+
+    def fval(self, th: Any, sm: Any, eta: Any) -> Any:
+        """``F`` (the smoothed upper bound when ``psi`` has kinks); NaN counts as +inf."""
+        xp = get_namespace(eta)
+        P = self.P(th)
+        obj = self.objective
+        F = obj.smoothed_value(self.y, eta, P, sm) if self.kinks else obj.value(self.y, eta, P)
+        return xp.where(xp.isnan(F), xp.inf, F)
+
+    def pseudo_gradient(self, th: Any, sm: Any, eta: Any) -> tuple[Any, Any]:
+        """The minimum-norm subgradient of ``F`` at ``th`` and the partials of ``psi``."""
+        xp = get_namespace(eta)
+        o, n = self.o, self.y.shape[-1]
+        parts = self.objective.partials(self.y, eta, self.P(th), sm)
+        g = _rmatvec(xp, self.Xt, parts[0]) / n
+        kappa = xp.mean(parts[1], axis=-1)
+        b = th[:, o:]
+        gs = g[:, o:]
+        # On a nonzero slope P is differentiable; at zero its one-sided slopes are +-slope0.
+        gP = self.shift.orthant_grad(b, xp.sign(b))
+        ku = kappa[:, None] * self.shift.zero_slope
+        right, left = gs + ku, gs - ku
+        at_zero = xp.where(right < 0, right, xp.where(left > 0, left, 0.0))
+        pgs = xp.where(b != 0, gs + kappa[:, None] * gP, at_zero)
+        pgs = xp.where(self.shift.fixed, 0.0, pgs)
+        return xp.concat([g[:, :o], pgs], axis=1), parts
+
+
+#: The per-replication iteration state, in this order (``take`` keeps every field aligned).
+_FIELDS = ("idx", "theta", "eta", "F", "pg", "kkt", "smooth", "converged", "n_iter", "stalled",
+           "active")
+
+
+@dataclass
+class _State:
+    """The iterates of the working set, one row per replication still held."""
+
+    idx: Any
+    theta: Any
+    eta: Any
+    F: Any
+    pg: Any
+    kkt: Any
+    smooth: Any
+    converged: Any
+    n_iter: Any
+    stalled: Any
+    active: Any
+    parts: tuple
+
+    def take(self, keep: Any) -> _State:
+        xp = get_namespace(self.theta)
+        new = {f: xp.take(getattr(self, f), keep, axis=0) for f in _FIELDS}
+        return _State(**new, parts=tuple(xp.take(a, keep, axis=0) for a in self.parts))
+
+    def evaluate(self, data: _Data) -> None:
+        """Pseudo-gradient, partials and KKT residual at the current ``theta``."""
+        xp = get_namespace(self.theta)
+        self.pg, self.parts = data.pseudo_gradient(self.theta, self.smooth, self.eta)
+        self.kkt = xp.max(xp.abs(self.pg), axis=-1)
+
+
 def orthant_newton(
     Xt: Any,
     y: Any,
@@ -139,172 +220,151 @@ def orthant_newton(
     smooth0, smooth_min : first and last smoothing levels when ``psi`` has kinks.
     """
     xp = get_namespace(Xt, y, theta0)
-    R, q = theta0.shape
     o = n_unpenalized
-    n = y.shape[-1]
-    eye = xp.eye(q, dtype=theta0.dtype)
     kinks = objective.has_kinks
     smooth_min_arr = smooth_min if kinks else 0.0
-
+    data = _Data(Xt, y, shift, objective, o, kinks)
+    st = _start(xp, data, theta0, smooth0 if kinks else 0.0)
     # The working set: the replications still iterating, with their own copies of the data.
     # When at most half of it is still active it is compacted (``take``), so stragglers do
     # not make every finished replication pay for their iterations.
-    idx = xp.arange(R)
-    Xw = Xt
-    yw = y
-    shiftw = shift
-    objw = objective
     finished: list[tuple[Any, ...]] = []
-
-    def P_of(th: Any) -> Any:
-        return shiftw.value(th[:, o:])
-
-    def fval(th: Any, sm: Any, eta: Any) -> Any:
-        P = P_of(th)
-        F = objw.smoothed_value(yw, eta, P, sm) if kinks else objw.value(yw, eta, P)
-        return xp.where(xp.isnan(F), xp.inf, F)
-
-    def pseudo_gradient(th: Any, sm: Any, eta: Any) -> tuple[Any, ...]:
-        P = P_of(th)
-        parts = objw.partials(yw, eta, P, sm)
-        g = _rmatvec(xp, Xw, parts[0]) / n
-        kappa = xp.mean(parts[1], axis=-1)
-        b = th[:, o:]
-        gs = g[:, o:]
-        # On a nonzero slope P is differentiable; at zero its one-sided slopes are +-slope0.
-        gP = shiftw.orthant_grad(b, xp.sign(b))
-        ku = kappa[:, None] * shiftw.zero_slope
-        right, left = gs + ku, gs - ku
-        at_zero = xp.where(right < 0, right, xp.where(left > 0, left, 0.0))
-        pgs = xp.where(b != 0, gs + kappa[:, None] * gP, at_zero)
-        pgs = xp.where(shiftw.fixed, 0.0, pgs)
-        pg = xp.concat([g[:, :o], pgs], axis=1)
-        return pg, parts
-
-    fixed_full = xp.concat([xp.zeros((R, o), dtype=xp.bool), shift.fixed], axis=1)
-    theta = xp.where(fixed_full, 0.0, theta0)
-    smooth = xp.full((R,), smooth0 if kinks else 0.0, dtype=theta0.dtype)
-    active = xp.ones((R,), dtype=xp.bool)
-    converged = xp.zeros((R,), dtype=xp.bool)
-    n_iter = xp.zeros((R,), dtype=xp.int64)
-    stalled = xp.zeros((R,), dtype=xp.bool)
-    eta = _matvec(xp, Xw, theta)
-    F = fval(theta, smooth, eta)
-    pg, parts = pseudo_gradient(theta, smooth, eta)
-    kkt = xp.max(xp.abs(pg), axis=-1)
-
-    def retire(sel: Any) -> None:
-        obj = objw.value(yw, eta, P_of(theta))
-        finished.append(
-            tuple(
-                xp.take(a, sel, axis=0)
-                for a in (idx, theta, converged, n_iter, kkt, obj, smooth, stalled)
-            )
-        )
 
     # Loop passes that only lower the smoothing level take no Newton step; they are bounded
     # by the number of levels, so max_iter counts Newton steps per replication.
     n_levels = 1 + math.ceil(math.log(max(smooth0 / smooth_min, 1.0), 100)) if kinks else 1
     for _ in range(max_iter + n_levels + 1):
-        # Stage logic: a smoothing level is finished when its problem is solved to
-        # max(tol, smooth); the last level must reach tol.
-        stage_done = kkt <= xp.maximum(tol, smooth)
-        final = smooth <= smooth_min_arr * (1 + 1e-12)
-        newly_conv = active & stage_done & final & (kkt <= tol)
-        converged = converged | newly_conv
-        active = active & ~newly_conv
-        lower = active & stage_done & ~final
-        if bool(xp.any(lower)):
-            smooth = xp.where(lower, xp.maximum(smooth / 100.0, smooth_min_arr), smooth)
-            F = xp.where(lower, fval(theta, smooth, eta), F)
-            pg2, parts2 = pseudo_gradient(theta, smooth, eta)
-            pg = xp.where(lower[:, None], pg2, pg)
-            parts = tuple(
-                xp.where(lower[:, None], a2, a1) for a1, a2 in zip(parts, parts2, strict=True)
-            )
-            kkt = xp.max(xp.abs(pg), axis=-1)
+        if _stage(xp, st, data, tol, smooth_min_arr):
             continue
-        active = active & (n_iter < max_iter)
-        n_active = int(xp.sum(xp.astype(active, xp.int64)))
+        st.active = st.active & (st.n_iter < max_iter)
+        n_active = int(xp.sum(xp.astype(st.active, xp.int64)))
         if n_active == 0:
             break
-        W = theta.shape[0]
-        if n_active <= W // 2 and W >= 16:
-            retire(xp.nonzero(~active)[0])
-            keep = xp.nonzero(active)[0]
-            idx, theta, eta, F, pg, kkt, smooth, converged, n_iter, stalled = (
-                xp.take(a, keep, axis=0)
-                for a in (idx, theta, eta, F, pg, kkt, smooth, converged, n_iter, stalled)
-            )
-            parts = tuple(xp.take(a, keep, axis=0) for a in parts)
-            active = xp.ones((n_active,), dtype=xp.bool)
-            yw = xp.take(yw, keep, axis=0)
-            Xw = xp.take(Xw, keep, axis=0) if Xw.ndim == 3 else Xw
-            shiftw = shiftw.take(keep)
-            objw = objw.take(keep)
-        W = theta.shape[0]
-        n_iter = n_iter + xp.astype(active, xp.int64)
-
-        # --- orthant and Newton direction -------------------------------------------------
-        b = theta[:, o:]
-        pgs = pg[:, o:]
-        sigma = xp.where(b != 0, xp.sign(b), -xp.sign(pgs))
-        free = xp.concat([xp.ones((W, o), dtype=xp.bool), sigma != 0], axis=1)
-        v = xp.concat([xp.zeros((W, o), dtype=theta.dtype), shiftw.orthant_grad(b, sigma)],
-                      axis=1)
-        H = orthant_hessian(xp, Xw, parts, v, shiftw.orthant_hess(b, sigma), o)
-        mask2 = free[:, :, None] & free[:, None, :]
-        H = xp.where(mask2, H, eye)
-        # A tiny Levenberg term keeps singular systems (p > n, separated data) solvable; it
-        # changes the path, never the fixed point (which is pg = 0).
-        diag = xp.sum(H * eye, axis=-1)
-        damp = 1e-10 * (1.0 + xp.max(xp.abs(diag), axis=-1))
-        H = H + damp[:, None, None] * eye
-        G = xp.where(free, pg, 0.0)
-        d = -xp.linalg.solve(H, G[..., None])[..., 0]
-        # A zero coefficient may only move into the orthant it was assigned.
-        ds = d[:, o:]
-        ds = xp.where((b == 0) & (ds * sigma <= 0), 0.0, ds)
-        d = xp.concat([d[:, :o], ds], axis=1)
-        slope = xp.sum(G * d, axis=-1)
-        bad = ~(slope < 0)
-        d = xp.where(bad[:, None], -G, d)
-
-        # --- projected backtracking line search ---------------------------------------------
-        t = 1.0
-        accepted = ~active
-        new_theta = theta
-        new_eta = eta
-        new_F = F
-        for _ls in range(_MAX_HALVINGS):
-            trial = theta + t * d
-            ts = trial[:, o:]
-            ts = xp.where((sigma != 0) & (xp.sign(ts) != sigma), 0.0, ts)
-            trial = xp.concat([trial[:, :o], ts], axis=1)
-            eta1 = _matvec(xp, Xw, trial)
-            F1 = fval(trial, smooth, eta1)
-            dec = xp.sum(G * (trial - theta), axis=-1)
-            ok = F1 <= F + _ARMIJO * dec + _ROUNDING * xp.abs(F)
-            take = ok & ~accepted
-            new_theta = xp.where(take[:, None], trial, new_theta)
-            new_eta = xp.where(take[:, None], eta1, new_eta)
-            new_F = xp.where(take, F1, new_F)
-            accepted = accepted | ok
-            if bool(xp.all(accepted)):
-                break
-            t = t / 2.0
-        # A replication whose line search failed is stuck: stop it, not converged.
-        stuck = active & ~accepted
-        stalled = stalled | stuck
-        active = active & ~stuck
-        theta, eta, F = new_theta, new_eta, new_F
-        pg, parts = pseudo_gradient(theta, smooth, eta)
-        kkt = xp.max(xp.abs(pg), axis=-1)
+        if n_active <= st.theta.shape[0] // 2 and st.theta.shape[0] >= 16:
+            finished.append(_retire(xp, st, data, xp.nonzero(~st.active)[0]))
+            keep = xp.nonzero(st.active)[0]
+            st, data = st.take(keep), data.take(keep)
+        st.n_iter = st.n_iter + xp.astype(st.active, xp.int64)
+        d, G, sigma = _direction(xp, st, data)
+        _line_search(xp, st, data, d, G, sigma)
+        st.evaluate(data)
 
     # Replications still active hit max_iter (or converged on the last step).
-    final = smooth <= smooth_min_arr * (1 + 1e-12)
-    converged = converged | ((kkt <= tol) & final)
-    retire(xp.arange(theta.shape[0]))
+    final = st.smooth <= smooth_min_arr * (1 + 1e-12)
+    st.converged = st.converged | ((st.kkt <= tol) & final)
+    finished.append(_retire(xp, st, data, xp.arange(st.theta.shape[0])))
+    return _finish(xp, finished)
+
+
+def _start(xp: Any, data: _Data, theta0: Any, smooth0: float) -> _State:
+    R, o = theta0.shape[0], data.o
+    fixed_full = xp.concat([xp.zeros((R, o), dtype=xp.bool), data.shift.fixed], axis=1)
+    theta = xp.where(fixed_full, 0.0, theta0)
+    smooth = xp.full((R,), smooth0, dtype=theta0.dtype)
+    eta = _matvec(xp, data.Xt, theta)
+    F = data.fval(theta, smooth, eta)
+    st = _State(idx=xp.arange(R), theta=theta, eta=eta, F=F, pg=None, kkt=None, smooth=smooth,
+                converged=xp.zeros((R,), dtype=xp.bool), n_iter=xp.zeros((R,), dtype=xp.int64),
+                stalled=xp.zeros((R,), dtype=xp.bool), active=xp.ones((R,), dtype=xp.bool),
+                parts=())
+    st.evaluate(data)
+    return st
+
+
+def _stage(xp: Any, st: _State, data: _Data, tol: float, smooth_min: float) -> bool:
+    """Stage logic: a smoothing level is finished when its problem is solved to
+    ``max(tol, smooth)``; the last level must reach ``tol``.  Lowers the level (by 100) of the
+    replications that finished theirs; returns True when it did (a pass with no Newton step)."""
+    stage_done = st.kkt <= xp.maximum(tol, st.smooth)
+    final = st.smooth <= smooth_min * (1 + 1e-12)
+    newly_conv = st.active & stage_done & final & (st.kkt <= tol)
+    st.converged = st.converged | newly_conv
+    st.active = st.active & ~newly_conv
+    lower = st.active & stage_done & ~final
+    if not bool(xp.any(lower)):
+        return False
+    st.smooth = xp.where(lower, xp.maximum(st.smooth / 100.0, smooth_min), st.smooth)
+    st.F = xp.where(lower, data.fval(st.theta, st.smooth, st.eta), st.F)
+    pg2, parts2 = data.pseudo_gradient(st.theta, st.smooth, st.eta)
+    st.pg = xp.where(lower[:, None], pg2, st.pg)
+    st.parts = tuple(
+        xp.where(lower[:, None], a2, a1) for a1, a2 in zip(st.parts, parts2, strict=True)
+    )
+    st.kkt = xp.max(xp.abs(st.pg), axis=-1)
+    return True
+
+
+def _direction(xp: Any, st: _State, data: _Data) -> tuple[Any, Any, Any]:
+    """The orthant and the Newton direction on it: ``(d, G, sigma)``, ``G`` the pseudo-gradient
+    on the free coordinates."""
+    o = data.o
+    W, q = st.theta.shape
+    eye = xp.eye(q, dtype=st.theta.dtype)
+    b = st.theta[:, o:]
+    pgs = st.pg[:, o:]
+    sigma = xp.where(b != 0, xp.sign(b), -xp.sign(pgs))
+    free = xp.concat([xp.ones((W, o), dtype=xp.bool), sigma != 0], axis=1)
+    v = xp.concat([xp.zeros((W, o), dtype=st.theta.dtype), data.shift.orthant_grad(b, sigma)],
+                  axis=1)
+    H = orthant_hessian(xp, data.Xt, st.parts, v, data.shift.orthant_hess(b, sigma), o)
+    mask2 = free[:, :, None] & free[:, None, :]
+    H = xp.where(mask2, H, eye)
+    # A tiny Levenberg term keeps singular systems (p > n, separated data) solvable; it
+    # changes the path, never the fixed point (which is pg = 0).
+    diag = xp.sum(H * eye, axis=-1)
+    damp = 1e-10 * (1.0 + xp.max(xp.abs(diag), axis=-1))
+    H = H + damp[:, None, None] * eye
+    G = xp.where(free, st.pg, 0.0)
+    d = -xp.linalg.solve(H, G[..., None])[..., 0]
+    # A zero coefficient may only move into the orthant it was assigned.
+    ds = d[:, o:]
+    ds = xp.where((b == 0) & (ds * sigma <= 0), 0.0, ds)
+    d = xp.concat([d[:, :o], ds], axis=1)
+    slope = xp.sum(G * d, axis=-1)
+    bad = ~(slope < 0)
+    return xp.where(bad[:, None], -G, d), G, sigma
+
+
+def _line_search(xp: Any, st: _State, data: _Data, d: Any, G: Any, sigma: Any) -> None:
+    """Projected backtracking (Armijo) along ``d`` on the orthant ``sigma``; a replication
+    whose search fails is stuck: stopped, not converged."""
+    o = data.o
+    t = 1.0
+    accepted = ~st.active
+    new_theta, new_eta, new_F = st.theta, st.eta, st.F
+    for _ls in range(_MAX_HALVINGS):
+        trial = st.theta + t * d
+        ts = trial[:, o:]
+        ts = xp.where((sigma != 0) & (xp.sign(ts) != sigma), 0.0, ts)
+        trial = xp.concat([trial[:, :o], ts], axis=1)
+        eta1 = _matvec(xp, data.Xt, trial)
+        F1 = data.fval(trial, st.smooth, eta1)
+        dec = xp.sum(G * (trial - st.theta), axis=-1)
+        ok = F1 <= st.F + _ARMIJO * dec + _ROUNDING * xp.abs(st.F)
+        take = ok & ~accepted
+        new_theta = xp.where(take[:, None], trial, new_theta)
+        new_eta = xp.where(take[:, None], eta1, new_eta)
+        new_F = xp.where(take, F1, new_F)
+        accepted = accepted | ok
+        if bool(xp.all(accepted)):
+            break
+        t = t / 2.0
+    stuck = st.active & ~accepted
+    st.stalled = st.stalled | stuck
+    st.active = st.active & ~stuck
+    st.theta, st.eta, st.F = new_theta, new_eta, new_F
+
+
+def _retire(xp: Any, st: _State, data: _Data, sel: Any) -> tuple[Any, ...]:
+    """The finished rows ``sel``: (idx, theta, converged, n_iter, kkt, objective, smooth,
+    stalled), the objective unsmoothed."""
+    obj = data.objective.value(data.y, st.eta, data.P(st.theta))
+    return tuple(xp.take(a, sel, axis=0) for a in (st.idx, st.theta, st.converged, st.n_iter,
+                                                    st.kkt, obj, st.smooth, st.stalled))
+
+
+def _finish(xp: Any, finished: list[tuple[Any, ...]]) -> OrthantNewtonResult:
+    """Every retired piece back in the replications' order."""
     cols = [xp.concat([piece[k] for piece in finished], axis=0) for k in range(8)]
     order = xp.argsort(cols[0])
     _, theta, converged, n_iter, kkt, obj, smooth, stalled = (
