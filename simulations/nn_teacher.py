@@ -347,11 +347,13 @@ def limit_rmse(teacher: str, lam0: float, method: str) -> float:
     student, from :func:`gfgsm.theory.limit_law` (seed 0)."""
     from gfgsm.designs import GaussianDesign
     from gfgsm.dgp import DGP
+    from gfgsm.families import get_family
     from gfgsm.theory import limit_law
 
     t = TEACHERS[teacher]
     dgp = DGP(t.family, GaussianDesign(t.d, rho=0.0), coef=list(t.weights[0]),
-              intercept=t.intercept, **({"sigma": t.sigma} if t.family == "gaussian" else {}))
+              intercept=t.intercept,
+              **({"sigma": t.sigma} if get_family(t.family).has_dispersion else {}))
     law = limit_law(dgp, lam0=lam0, method=LIMIT_METHODS[method], seed=0)
     b, C = np.asarray(law.bias, dtype=float), np.asarray(law.cov, dtype=float)
     return float(np.sqrt(b @ b + np.trace(C)))

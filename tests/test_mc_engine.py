@@ -206,7 +206,7 @@ def test_bitwise_across_executors_where_blas_would_thread(tmp_path, monkeypatch)
     D of a lam rule is computed with one thread wherever it is computed, so stores are the same
     bits on every executor.  (Before: the Monte Carlo D of consistency's matched-PL rule came
     out 1-3 ulp apart with two BLAS threads, and so did every PL estimate that used it.)"""
-    import gfgsm.mc.spec as spec
+    import gfgsm.tuning as spec  # LamRule's population D lives there, below mc and nn
 
     study = get_study("consistency")
     kw = {"reps": 4, "chunk_size": 2, "progress": False}

@@ -30,7 +30,7 @@ from gfgsm.nn import (
     train_networks,
 )
 from gfgsm.nn.networks import MLP
-from gfgsm.nn.training import _Trainer
+from gfgsm.nn.objective import TrainingObjective
 from gfgsm.schemes import Power, Sign
 
 
@@ -97,8 +97,8 @@ def test_glm_minimiser_with_a_zero_is_not_a_fixed_point_of_the_trainer():
     net = MLP(X.shape[1], (), "relu", "binomial")
     params = Params([np_xp.asarray(glm.coef_[None, :, None])],
                     [np_xp.asarray(np.array([[glm.intercept_]]))])
-    tr = _Trainer(net, np_xp, np_xp.asarray([lam]), Sign(), "adversarial", 0.0,
-                  np_xp.asarray([lam]), 0.0, "l2", 10)
+    tr = TrainingObjective(net, np_xp, np_xp.asarray([lam]), Sign(), "adversarial", 0.0,
+                           np_xp.asarray([lam]), 0.0, "l2")
     _, grad, _ = tr.step_objective(params, np_xp.asarray(X), np_xp.asarray(y), None)
     gW = to_numpy(grad.weights[0])[0, :, 0]
     assert np.max(np.abs(gW[~zero])) < 1e-8  # stationary in the nonzero coordinates
@@ -259,8 +259,8 @@ def _fd_residual(fit, X, y, lam, clean_weight, perturbation="adversarial", weigh
     fixed; step 1e-6 leaves an error near 1e-10 (rounding 1e-16 / 1e-6, truncation 1e-12 times
     the third derivative)."""
     net, params = fit.net, fit.params
-    tr = _Trainer(net, np_xp, np_xp.asarray([lam]), Sign(), perturbation, clean_weight,
-                  np_xp.asarray([lam]), weight_decay, "l2", 10)
+    tr = TrainingObjective(net, np_xp, np_xp.asarray([lam]), Sign(), perturbation,
+                           clean_weight, np_xp.asarray([lam]), weight_decay, "l2")
     Xa, ya = np_xp.asarray(X), np_xp.asarray(y)
     X_adv = tr.perturb(params, Xa, ya, None) if tr.uses_perturbation else None
     theta = to_numpy(params.flatten(np_xp))[0]
@@ -336,8 +336,8 @@ def test_perturbation_is_held_fixed_within_a_step():
     theta = params.flatten(np_xp)
     h = 1e-6
     for scheme, through_equal in ((Sign(), True), (Power(2.0), False)):
-        tr = _Trainer(net, np_xp, np_xp.asarray([0.3]), scheme, "adversarial", 0.25,
-                      np_xp.asarray([0.3]), 0.0, "l2", 10)
+        tr = TrainingObjective(net, np_xp, np_xp.asarray([0.3]), scheme, "adversarial", 0.25,
+                               np_xp.asarray([0.3]), 0.0, "l2")
         _, grad, X_adv = tr.step_objective(params, X, y, None)
         g = to_numpy(grad.flatten(np_xp))[0]
         fd_fixed, fd_through = np.empty_like(g), np.empty_like(g)
@@ -463,8 +463,8 @@ def test_perturbations_stay_in_their_budget():
     rngs = [np.random.default_rng(r) for r in range(R)]
 
     def delta(kind, alpha=1.25 * lam):
-        tr = _Trainer(net, np_xp, np_xp.asarray([lam] * R), Sign(), kind, 0.5,
-                      np_xp.asarray([alpha] * R), 0.0, "l2", 10)
+        tr = TrainingObjective(net, np_xp, np_xp.asarray([lam] * R), Sign(), kind, 0.5,
+                               np_xp.asarray([alpha] * R), 0.0, "l2")
         noise = tr.draw_noise(rngs, n, d)
         return to_numpy(tr.perturb(params, X, y, noise)) - to_numpy(X)[None]
 

@@ -21,7 +21,6 @@ size, executor or number of workers all give the same numbers.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ import pandas as pd
 from .._backend import BACKENDS, get_namespace, resolve_backend, to_numpy
 from ..batch import fit_batch
 from ..rng import GENERATOR, Stream
+from ..tuning import bic_select
 from .executors import run_tasks
 from .registry import get_study
 from .seeds import condition_key, replication_seed
@@ -258,38 +258,14 @@ def _host_results(fit: Any, idx: Any) -> tuple[np.ndarray, dict[str, np.ndarray]
 
 def _fit_selected(X: Any, y: Any, family: Any, m: Any, lam: np.ndarray, backend: str | None
                   ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Fit every replication on the grid ``lam_r * g`` at once and keep the smallest BIC.
+    """Fit every replication on the grid ``lam_r * g`` at once and keep the smallest BIC
+    (:func:`gfgsm.tuning.bic_select`); only the selected fits cross to the host.
 
-    The ``R x L`` problems go through one ``fit_batch`` call (replication-major), on the
-    backend; BIC is computed there too and only the ``R x L`` criteria and the selected fits
-    cross to the host.  BIC uses the likelihood, not the method's objective, so every method
-    is tuned by the same rule.  Non-converged grid points are never selected (a replication
-    whose grid has no converged point is reported non-converged at the smallest BIC).
+    BIC uses the likelihood, not the method's objective, so every method is tuned by the same
+    rule.  Non-converged grid points are never selected (a replication whose grid has no
+    converged point is reported non-converged at its first grid point).
     """
-    from ..families import get_family
-
-    xp = get_namespace(X)
-    grid = np.asarray(m.grid, dtype=float)
-    L = grid.size
-    R, n = int(X.shape[0]), int(X.shape[1])
-    lams = (np.asarray(lam, dtype=float)[:, None] * grid[None, :]).reshape(-1)
-    XX = xp.repeat(X, L, axis=0)
-    YY = xp.repeat(y, L, axis=0)
-    fit = fit_batch(XX, YY, family=family, lam=lams, backend=backend, warn=False,
-                    **m.fit_options())
-    eta = xp.reshape(fit.intercept, (-1, 1)) + xp.matmul(XX, fit.coef[..., None])[..., 0]
-    df = 1.0 + xp.sum(xp.astype(fit.coef != 0.0, xp.float64), axis=1)
-    fam = get_family(family)
-    if fam.name == "gaussian":
-        rss = xp.sum((YY - eta) ** 2, axis=1)
-        bic = n * xp.log(xp.maximum(rss, 1e-300) / n) + math.log(n) * df
-    else:
-        bic = xp.sum(fam.deviance(YY, eta), axis=1) + math.log(n) * df
-    bic = to_numpy(xp.where(fit.converged, bic, xp.inf)).reshape(R, L)
-    best = np.argmin(bic, axis=1)
-    none = ~np.isfinite(bic.min(axis=1))
-    best = np.where(none, 0, best)
-    idx = np.arange(R) * L + best
+    fit, idx, lams = bic_select(X, y, family, lam, m.grid, backend, **m.fit_options())
     est, per = _host_results(fit, idx)
     return est, lams[idx], per
 

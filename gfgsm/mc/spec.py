@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..dgp import DGP
+from ..tuning import LamRule  # re-exported: it lives below mc and nn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,80 +54,6 @@ class Method(Protocol):
 ChunkCompute = Callable[..., "pd.DataFrame"]
 
 
-@dataclass(frozen=True)
-class LamRule:
-    """``lam = scale * n ** (-exponent)``, ``scale`` a number or the name of a condition factor.
-
-    ``LamRule()`` is ``lam0 / sqrt(n)`` (docs/theory.md s.5); ``LamRule(exponent=0)`` fixed
-    ``lam0``;
-    ``LamRule(exponent=0.25)`` the slower ``lam0 n^(-1/4)``; for lr (``0 < r < 1``),
-    docs/theory.md s.7
-    uses ``exponent = 1 - r / 2``.
-    """
-
-    exponent: float = 0.5
-    scale: str | float = "lam0"
-    #: ``"D"`` or ``"D*phi"``: also multiply by the population ``D`` (times ``phi``) of the
-    #: condition's DGP, e.g. PL at the level matched to G-FGSM (docs/theory.md s.5, consequence 3:
-    #: PL at ``lam D phi`` on the package's ``phi = 1`` scale).
-    multiplier: str | None = None
-
-    def __call__(self, condition: Mapping[str, Any], dgp: DGP | None = None) -> float:
-        if isinstance(self.scale, str):
-            if self.scale not in condition:
-                raise ValueError(f"lam rule needs condition factor {self.scale!r}; the condition "
-                                 f"has {sorted(condition)}")
-            s = float(condition[self.scale])
-        else:
-            s = float(self.scale)
-        n = condition.get("n")
-        if n is None:
-            raise ValueError("lam rule needs the condition factor 'n'")
-        lam = s * float(n) ** (-float(self.exponent))
-        if self.multiplier is not None:
-            if dgp is None:
-                raise ValueError(f"lam rule with multiplier {self.multiplier!r} needs the DGP")
-            D, phi = _population_D(repr(dgp), dgp)
-            if self.multiplier == "D":
-                lam *= D
-            elif self.multiplier == "D*phi":
-                lam *= D * phi
-            else:
-                raise ValueError(f"unknown lam multiplier {self.multiplier!r}; "
-                                 "expected 'D' or 'D*phi'")
-        if not (math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"lam rule gave lam = {lam!r} for condition {dict(condition)}")
-        return lam
-
-    def describe(self) -> str:
-        s = self.scale if isinstance(self.scale, str) else repr(self.scale)
-        if self.exponent == 0:
-            out = f"{s}"
-        elif self.exponent == 0.5:
-            out = f"{s}/sqrt(n)"
-        else:
-            out = f"{s}*n^(-{self.exponent:g})"
-        return out if self.multiplier is None else f"{out}*{self.multiplier}"
-
-
-_D_CACHE: dict[str, tuple[float, float]] = {}
-
-
-def _population_D(key: str, dgp: DGP) -> tuple[float, float]:
-    """``(D, phi)`` of a DGP from :func:`gfgsm.theory.quantities` with a fixed seed (cached),
-    so every worker computes the same level."""
-    if key not in _D_CACHE:
-        from threadpoolctl import threadpool_limits
-
-        from ..theory import quantities
-
-        # One BLAS thread wherever it is computed: the Monte Carlo integral's sums come out
-        # 1-3 ulp apart with more threads, and the level must be the same bits in the main
-        # process and in every worker.
-        with threadpool_limits(1):
-            q = quantities(dgp, seed=0)
-        _D_CACHE[key] = (float(q.D), float(q.phi))
-    return _D_CACHE[key]
 
 
 @dataclass(frozen=True)
@@ -142,9 +69,10 @@ class MethodSpec:
     scheme: str | None = None
     params: tuple[tuple[str, Any], ...] = ()  # penalty/scheme parameters, e.g. (("r", 0.5),)
     #: Tuning: with ``select="bic"`` every replication is fitted at ``lam * g`` for each ``g``
-    #: of ``grid`` and keeps the fit with the smallest BIC (the same rule for every method:
-    #: ``n log(RSS/n) + log(n) df`` for gaussian, ``deviance + log(n) df`` otherwise, ``df`` the
-    #: number of nonzero coefficients including the intercept).
+    #: of ``grid`` and keeps the fit with the smallest BIC (the same rule for every method,
+    #: :func:`gfgsm.tuning.bic`: ``n log(RSS/n) + log(n) df`` for a family with a free
+    #: dispersion (gaussian), ``deviance + log(n) df`` otherwise, ``df`` the number of nonzero
+    #: coefficients including the intercept).
     select: str | None = None
     grid: tuple[float, ...] = ()
 

@@ -28,24 +28,24 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gfgsm._backend import resolve_backend, to_numpy
-from gfgsm.nn.networks import NetworkTarget, Params
+from gfgsm.nn.networks import NetworkTarget, Output, Params, get_output
 from gfgsm.nn.training import NetworkFit, train_networks
 
 __all__ = ["GFGSMNetwork"]
 
-_CLASSIFIER_FAMILIES = ("binomial", "softmax", "multinomial")
-_OUT_ACTIVATION = {"binomial": "logistic", "gaussian": "identity", "poisson": "exp",
-                   "softmax": "softmax"}
 
-
-def _family_key(family: Any) -> str | None:
-    if isinstance(family, str):
-        return family.lower()
-    return getattr(family, "name", None)
+def _output(family: Any) -> Output | None:
+    """The output layer ``family`` names (softmax with a stand-in two classes: only its kind
+    matters here), or ``None`` for a name that is no family (``fit`` then says so)."""
+    try:
+        return get_output(family, n_classes=2)
+    except (TypeError, ValueError):
+        return None
 
 
 def _is_classifier(est: Any) -> bool:
-    return _family_key(est.family) in _CLASSIFIER_FAMILIES
+    out = _output(est.family)
+    return out is not None and out.is_classifier
 
 
 class GFGSMNetwork(BaseEstimator):
@@ -170,8 +170,8 @@ class GFGSMNetwork(BaseEstimator):
     # --- fit ------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> GFGSMNetwork:
         """Train on ``X`` (n, d) and ``y`` (n,); returns ``self``."""
-        key = _family_key(self.family)
-        if key in _CLASSIFIER_FAMILIES:
+        kind = _output(self.family)
+        if kind is not None and kind.is_classifier:
             X, y = validate_data(self, X, y, dtype=np.float64)
             check_classification_targets(y)
             classes, y_enc = np.unique(y, return_inverse=True)
@@ -180,15 +180,15 @@ class GFGSMNetwork(BaseEstimator):
                     f"{type(self).__name__} needs 2 or more classes in y, but y has one class "
                     f"{classes[0]!r}"
                 )
-            if key == "binomial" and type_of_target(y, input_name="y") != "binary":
+            if not kind.is_multiclass and type_of_target(y, input_name="y") != "binary":
                 raise ValueError(
-                    "Only binary classification is supported with family='binomial'; y has "
-                    f"{classes.size} classes: use family='softmax'"
+                    f"Only binary classification is supported with family={self.family!r}; y "
+                    f"has {classes.size} classes: use family='softmax'"
                 )
             self.classes_ = classes
-            family: Any = "softmax" if key != "binomial" else "binomial"
+            family: Any = self.family
             y_fit = y_enc.astype(np.float64)
-            n_classes = int(classes.size) if family == "softmax" else None
+            n_classes = int(classes.size) if kind.is_multiclass else None
         else:
             X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
             family, y_fit, n_classes = self.family, y, None
@@ -243,7 +243,7 @@ class GFGSMNetwork(BaseEstimator):
         self.catastrophic_overfitting_epoch_ = t if t >= 0 else None
         self.n_layers_ = len(self.coefs_) + 1
         self.n_outputs_ = int(self.coefs_[-1].shape[1])
-        self.out_activation_ = _OUT_ACTIVATION[fit.net.output.name]
+        self.out_activation_ = fit.net.output.out_activation
 
     # --- prediction -----------------------------------------------------------------------------
     def _eta(self, X: Any) -> np.ndarray:
@@ -286,7 +286,7 @@ class GFGSMNetwork(BaseEstimator):
         eta = self._eta(X)
         out = self.net_.output
         xp = resolve_backend("numpy")
-        if out.name == "softmax":
+        if out.is_multiclass:
             return np.asarray(out.predict_mean(xp.asarray(eta), xp))
         e = eta[:, 0]
         # 1 - mu as sigmoid(-eta): no cancellation for confident predictions.
@@ -297,36 +297,41 @@ class GFGSMNetwork(BaseEstimator):
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """``log`` of :meth:`predict_proba`, without underflow."""
         eta = self._eta(X)
-        if self.net_.output.name == "softmax":
+        if self.net_.output.is_multiclass:
             z = eta - eta.max(axis=1, keepdims=True)
             return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         e = eta[:, 0]
         return np.column_stack([-np.logaddexp(0.0, e), -np.logaddexp(0.0, -e)])
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Accuracy (classifiers), ``R^2`` (gaussian) or Poisson ``D^2`` (poisson)."""
+        """Accuracy (classifiers), ``R^2`` (gaussian) or the Tweedie ``D^2`` of the family's
+        power (poisson: power 1)."""
         pred = self.predict(X)
-        name = self.net_.output.name
-        if self.net_.output.is_classifier:
+        out = self.net_.output
+        if out.is_classifier:
             return float(accuracy_score(y, pred, sample_weight=sample_weight))
-        if name == "gaussian":
+        fam = out.family  # type: ignore[attr-defined]
+        if fam.tweedie_power is None:
+            raise ValueError(f"no regression score for the family {fam!r}: not a Tweedie one")
+        if fam.tweedie_power == 0:
             return float(r2_score(y, pred, sample_weight=sample_weight))
-        return float(d2_tweedie_score(y, pred, sample_weight=sample_weight, power=1))
+        return float(d2_tweedie_score(y, pred, sample_weight=sample_weight,
+                                      power=fam.tweedie_power))
 
     # --- tags -----------------------------------------------------------------------------------
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
-        key = _family_key(self.family)
-        if key in _CLASSIFIER_FAMILIES:
+        out = _output(self.family)
+        if out is not None and out.is_classifier:
             tags.estimator_type = "classifier"
-            tags.classifier_tags = ClassifierTags(multi_class=key != "binomial")
+            tags.classifier_tags = ClassifierTags(multi_class=out.is_multiclass)
             tags.regressor_tags = None
         else:
             tags.estimator_type = "regressor"
             tags.regressor_tags = RegressorTags()
             tags.classifier_tags = None
-        if key == "poisson":
+        if out is not None and out.positive_only:
             tags.target_tags.positive_only = True
         return tags
 

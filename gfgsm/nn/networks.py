@@ -162,7 +162,15 @@ class Output(ABC):
 
     name: str = ""
     n_outputs: int = 1
+    #: Targets are class labels (``predict`` returns labels, ``score`` is accuracy).
     is_classifier: bool = False
+    #: ``K >= 2`` output units, one per class, with class probabilities ``softmax(eta)``.
+    is_multiclass: bool = False
+    #: Targets must be ``>= 0`` (regression, e.g. counts).
+    positive_only: bool = False
+    #: The output activation, in scikit-learn's words (``MLPClassifier.out_activation_``):
+    #: ``"logistic"``, ``"identity"``, ``"exp"`` or ``"softmax"``.
+    out_activation: str = "identity"
 
     @abstractmethod
     def loss(self, y: Array, eta: Array, xp: Any) -> Array:
@@ -181,17 +189,31 @@ class Output(ABC):
     def predict_label(self, eta: Array, xp: Any) -> Array:
         """Predicted class index ``(..., n)`` (classifiers; ``argmax`` of the probabilities)."""
 
+    def validate_y(self, y: np.ndarray) -> None:  # noqa: B027 - no constraint by default
+        """Raise ``ValueError`` when the targets ``y`` (host array) are not of this output."""
+
+
+#: scikit-learn's name of the inverse canonical link of each family (``out_activation_``).
+_INVERSE_LINK = {"gaussian": "identity", "binomial": "logistic", "poisson": "exp"}
+
 
 class FamilyOutput(Output):
     """One output unit ``eta`` with a GLM family's loss ``l(y, eta) = b(eta) - y eta``
-    (``phi = 1`` scale, docs/theory.md s.1); ``dl/deta = mu - y``."""
+    (``phi = 1`` scale, docs/theory.md s.1); ``dl/deta = mu - y``.
+
+    The family describes the output: a binary family (:attr:`~gfgsm.families.Family.is_binary`)
+    makes a classifier with a logistic output; a Tweedie family of power ``>= 1`` (poisson)
+    needs targets ``>= 0``."""
 
     n_outputs = 1
 
     def __init__(self, family: str | Family) -> None:
         self.family = get_family(family)
         self.name = self.family.name
-        self.is_classifier = self.family.name == "binomial"
+        self.is_classifier = self.family.is_binary
+        power = self.family.tweedie_power
+        self.positive_only = not self.is_classifier and power is not None and power >= 1
+        self.out_activation = _INVERSE_LINK.get(self.name, "identity")
 
     def loss(self, y: Array, eta: Array, xp: Any) -> Array:
         return self.family.loss(y, eta[..., 0])
@@ -206,6 +228,9 @@ class FamilyOutput(Output):
         # binomial: class 1 where eta > 0 (mu > 1/2), as GFGSM.predict does.
         return xp.astype(eta[..., 0] > 0, xp.int64)
 
+    def validate_y(self, y: np.ndarray) -> None:
+        self.family.validate_y(y)
+
     def __repr__(self) -> str:
         return f"FamilyOutput({self.family!r})"
 
@@ -218,6 +243,8 @@ class SoftmaxOutput(Output):
 
     name = "softmax"
     is_classifier = True
+    is_multiclass = True
+    out_activation = "softmax"
 
     def __init__(self, n_classes: int) -> None:
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
@@ -248,8 +275,33 @@ class SoftmaxOutput(Output):
     def predict_label(self, eta: Array, xp: Any) -> Array:
         return xp.argmax(eta, axis=-1)
 
+    def validate_y(self, y: np.ndarray) -> None:
+        K = self.n_outputs
+        bad = ~np.isin(y, np.arange(K))
+        if np.any(bad):
+            raise ValueError(
+                f"softmax targets must be class indices 0..{K - 1}; found e.g. "
+                f"{np.unique(y[bad])[:5].tolist()}"
+            )
+
     def __repr__(self) -> str:
         return f"SoftmaxOutput({self.n_outputs})"
+
+
+#: Output layers named by something other than a family (the names a user may give), each with
+#: one unit per class.
+CLASS_OUTPUTS: dict[str, type[SoftmaxOutput]] = {"softmax": SoftmaxOutput,
+                                                 "multinomial": SoftmaxOutput}
+
+
+def output_type(family: str | Family | Output) -> type[Output]:
+    """The :class:`Output` class that :func:`get_output` makes of ``family`` (its class-level
+    attributes, e.g. ``is_multiclass``, without building it)."""
+    if isinstance(family, Output):
+        return type(family)
+    if isinstance(family, str):
+        return CLASS_OUTPUTS.get(family.lower(), FamilyOutput)
+    return FamilyOutput
 
 
 def get_output(family: str | Family | Output, n_classes: int | None = None) -> Output:
@@ -257,11 +309,12 @@ def get_output(family: str | Family | Output, n_classes: int | None = None) -> O
     an :class:`Output` passed through."""
     if isinstance(family, Output):
         return family
-    if isinstance(family, str) and family.lower() in ("softmax", "multinomial"):
-        if n_classes is None:
-            raise ValueError("family='softmax' needs n_classes")
-        return SoftmaxOutput(n_classes)
-    return FamilyOutput(family)
+    kind = output_type(family)
+    if kind is FamilyOutput:
+        return FamilyOutput(family)
+    if n_classes is None:
+        raise ValueError("family='softmax' needs n_classes")
+    return kind(n_classes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,7 +444,8 @@ class MLP:
         for layer, (d_in, d_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
             last = layer == self.n_layers - 1
             logistic = (
-                self.output.name == "binomial" if last else self.activation.name == "sigmoid"
+                self.output.out_activation == "logistic" if last
+                else self.activation.name == "sigmoid"
             )
             s = math.sqrt((2.0 if logistic else 6.0) / (d_in + d_out))
             # One host draw per network: the per-replication generators are the contract that

@@ -2,7 +2,7 @@
 
 A :class:`NetworkMethod` is the network counterpart of :class:`gfgsm.mc.MethodSpec`: a named set
 of :func:`gfgsm.nn.train_networks` options (perturbation, scheme, budget ``lam``, weight decay,
-``clean_weight``) whose budget and decay may follow a :class:`gfgsm.mc.LamRule` in ``n``.  A
+``clean_weight``) whose budget and decay may follow a :class:`gfgsm.tuning.LamRule` in ``n``.  A
 study with network methods gives the engine a ``compute`` hook (:class:`gfgsm.mc.Study`) that
 trains the chunk's replications with :meth:`NetworkMethod.train`: network ``r`` is seeded by its
 replication's ``SeedSequence`` alone, so results do not depend on chunking (docs/theory.md s.6,
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from gfgsm.mc.spec import LamRule
 from gfgsm.nn.training import DECAYS, PERTURBATIONS, NetworkFit, train_networks
+from gfgsm.tuning import LamRule
 
 __all__ = ["NetworkMethod"]
 
@@ -49,7 +49,7 @@ class NetworkMethod:
     perturbation : as :func:`gfgsm.nn.train_networks` (``"adversarial"``, ``"fgsm_rs"``,
         ``"uniform"``, ``"gaussian"``, ``"none"``).
     scheme, scheme_params : the gradient scheme and its parameters, e.g. ``("lq", (("q", 2),))``.
-    lam : the budget: a number, or a :class:`~gfgsm.mc.LamRule` of the condition (e.g.
+    lam : the budget: a number, or a :class:`~gfgsm.tuning.LamRule` of the condition (e.g.
         ``LamRule()`` = ``lam0 / sqrt(n)``).
     weight_decay, decay : weight-decay level (number or rule) and kind (``"l2"``, ``"l1"``).
     clean_weight : Goodfellow's ``alpha``.

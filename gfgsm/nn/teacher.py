@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from gfgsm.families import Gaussian, get_family, softplus
+from gfgsm.families import get_family, softplus
 from gfgsm.nn.networks import get_activation
 
 __all__ = ["TeacherNetwork"]
@@ -100,8 +100,10 @@ class TeacherNetwork:
         self.scale = float(scale)
         self.hidden_bias = float(hidden_bias)
         self._fam = get_family(family)
-        # The sampling family carries the gaussian noise variance; the others have phi = 1.
-        self._noise_family = Gaussian(phi=self.sigma ** 2) if family == "gaussian" else self._fam
+        # The sampling family carries the noise variance of a family with a free dispersion
+        # (gaussian: phi = sigma^2); the others have phi = 1.
+        self._noise_family = (type(self._fam)(phi=self.sigma ** 2) if self._fam.has_dispersion
+                              else self._fam)
         sizes = (self.d, *self.hidden, 1)
         L = len(sizes) - 1
         if weights is None:
@@ -193,13 +195,16 @@ class TeacherNetwork:
             raise ValueError(f"eta_hat must end with the m = {eta.shape[-1]} rows of X, "
                              f"got {e.shape}")
         diff = e - eta
-        if self.family == "gaussian":
+        fam = self._fam
+        if fam.tweedie_power == 0:  # b(eta) = eta^2 / 2
             div = 0.5 * diff * diff
-        elif self.family == "binomial":
-            p = self._fam.mean(eta)
+        elif fam.is_binary:  # b(eta) = softplus(eta)
+            p = fam.mean(eta)
             div = softplus(e) - softplus(eta) - p * diff
-        else:
+        elif fam.tweedie_power == 1:  # b(eta) = exp(eta)
             mu = np.exp(eta)
             # mu (exp(diff) - 1 - diff), written with expm1 to keep digits for small diff.
             div = mu * (np.expm1(diff) - diff)
+        else:  # the Bregman divergence of b itself
+            div = fam.cumulant(e) - fam.cumulant(eta) - fam.mean(eta) * diff
         return np.mean(np.maximum(div, 0.0), axis=-1)

@@ -25,6 +25,12 @@ Goodfellow et al.'s mixed objective (``alpha = clean_weight``), where ``delta_i`
 Weight decay, on the weights (never the biases): ``"l2"``: ``(weight_decay / 2) sum W^2``;
 ``"l1"``: ``weight_decay sum |W|``.
 
+**Rooms.**  This module validates the options, seeds and chunks the networks and assembles the
+:class:`NetworkFit`; the objective and its perturbations live in :mod:`gfgsm.nn.objective`, the
+optimizers and their loops in :mod:`gfgsm.nn.optim`, the PGD robustness monitor and the
+catastrophic-overfitting detector in :mod:`gfgsm.nn.monitor` (its public names are re-exported
+here).
+
 **Convergence means stationarity** (for every solver).  After training, each network's
 *stationarity residual* ``grad_max = max_j |dF/dtheta_j|`` is the largest entry of the gradient
 of the full-batch training objective ``F`` (every training row, the perturbation recomputed at
@@ -82,8 +88,14 @@ from sklearn.exceptions import ConvergenceWarning
 
 from gfgsm._backend import asarray, get_namespace, is_numpy_namespace, to_numpy
 from gfgsm.designs import replication_seeds
-from gfgsm.nn.networks import MLP, NetworkTarget, Output, Params, get_output, where_params
-from gfgsm.nn.optim import Adam, LBFGSMemory
+from gfgsm.nn.monitor import (
+    CatastrophicOverfittingWarning,
+    RobustnessMonitor,
+    detect_catastrophic_overfitting,
+)
+from gfgsm.nn.networks import MLP, NetworkTarget, Params, get_output, output_type
+from gfgsm.nn.objective import TrainingObjective, gather, stationarity_residual
+from gfgsm.nn.optim import Adam, run_adam, run_lbfgs
 from gfgsm.schemes import Scheme, Sign, get_scheme
 
 __all__ = [
@@ -98,6 +110,7 @@ __all__ = [
 ]
 
 Array = Any
+
 
 PERTURBATIONS = ("adversarial", "fgsm_rs", "uniform", "gaussian", "none")
 SOLVERS = ("auto", "adam", "lbfgs")
@@ -116,11 +129,6 @@ DECAYS = ("l1", "l2")
 # from the training noise, whose state at the end depends on how long the loop ran for the
 # *other* networks.
 _INIT, _SPLIT, _ORDER, _NOISE, _CHECK = range(5)
-
-
-class CatastrophicOverfittingWarning(UserWarning):
-    """A network trained with single-step adversarial examples lost its multi-step robustness
-    (Wong, Rice & Kolter 2020)."""
 
 
 @dataclass
@@ -191,67 +199,7 @@ class NetworkFit:
 
 
 # --------------------------------------------------------------------------------------------
-# catastrophic overfitting
-# --------------------------------------------------------------------------------------------
-
-
-def detect_catastrophic_overfitting(
-    robust: Any,
-    clean: Any,
-    *,
-    metric: str = "accuracy",
-    fraction: float = 0.5,
-    clean_fraction: float = 0.9,
-    min_drop: float = 0.1,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Flag the epoch where robustness collapses while clean performance holds.
-
-    ``robust`` and ``clean`` are (T, R) curves (``NaN`` entries are ignored).  For
-    ``metric="accuracy"`` network ``r`` is flagged at the first epoch ``t`` with
-
-        robust[t] < fraction * max_{s <= t} robust[s],
-        max_{s <= t} robust[s] - robust[t] >= min_drop      and
-        clean[t] >= clean_fraction * max_{s <= t} clean[s]
-
-    for ``metric="loss"`` (lower is better) the same with ratios inverted:
-    ``robust[t] > best-so-far / fraction`` and ``clean[t] <= best / clean_fraction``
-    (``min_drop`` does not apply).  The absolute drop ``min_drop`` keeps a network that was never
-    robust (PGD accuracy near 0 throughout, e.g. a budget too large to defend) from being flagged
-    by sampling noise.
-
-    Returns ``(flag, epoch)``: (R,) bool and (R,) int (``-1`` where not flagged).
-    """
-    rob = np.atleast_2d(np.asarray(robust, dtype=np.float64))
-    cle = np.atleast_2d(np.asarray(clean, dtype=np.float64))
-    if rob.shape != cle.shape:
-        raise ValueError(f"robust {rob.shape} and clean {cle.shape} curves differ in shape")
-    if metric not in ("accuracy", "loss"):
-        raise ValueError(f"metric must be 'accuracy' or 'loss', got {metric!r}")
-    if not (0 < fraction < 1 and 0 < clean_fraction <= 1):
-        raise ValueError(
-            f"need 0 < fraction < 1 and 0 < clean_fraction <= 1, got {fraction!r}, "
-            f"{clean_fraction!r}"
-        )
-    if rob.shape[0] == 0:
-        R = rob.shape[1]
-        return np.zeros(R, dtype=bool), np.full(R, -1, dtype=np.int64)
-    if metric == "accuracy":
-        best_r = np.fmax.accumulate(np.where(np.isnan(rob), -np.inf, rob), axis=0)
-        best_c = np.fmax.accumulate(np.where(np.isnan(cle), -np.inf, cle), axis=0)
-        hit = (rob < fraction * best_r) & (best_r - rob >= min_drop)
-        hit &= cle >= clean_fraction * best_c
-    else:
-        best_r = np.fmin.accumulate(np.where(np.isnan(rob), np.inf, rob), axis=0)
-        best_c = np.fmin.accumulate(np.where(np.isnan(cle), np.inf, cle), axis=0)
-        hit = (rob > best_r / fraction) & (cle <= best_c / clean_fraction)
-    hit &= ~(np.isnan(rob) | np.isnan(cle))
-    flag = hit.any(axis=0)
-    epoch = np.where(flag, hit.argmax(axis=0), -1).astype(np.int64)
-    return flag, epoch
-
-
-# --------------------------------------------------------------------------------------------
-# the trainer
+# seeds
 # --------------------------------------------------------------------------------------------
 
 
@@ -274,198 +222,6 @@ def _network_seeds(random_state: Any, R: int) -> list[np.random.SeedSequence]:
     if isinstance(random_state, np.random.Generator):
         raise ValueError("random_state must be None, an int or a SeedSequence (not a Generator)")
     return replication_seeds(random_state, R)
-
-
-def _gather(X: Array, y: Array, idx: Array, xp: Any) -> tuple[Array, Array]:
-    """Rows ``idx`` (``(R, m)`` integers) of each network's data: ``(R, m, d)`` and ``(R, m)``.
-
-    ``X`` is ``(n, d)`` shared or ``(R, n, d)``; ``y`` is ``(n,)`` or ``(R, n)``.  One ``take``
-    on the flattened arrays, with offsets ``r n`` for per-network data."""
-    R, m = idx.shape
-    d = X.shape[-1]
-    if X.ndim == 3:
-        n = X.shape[1]
-        off = xp.reshape(xp.arange(R, dtype=xp.int64) * n, (R, 1))
-        flat_x = xp.reshape(idx + off, (-1,))
-        X = xp.reshape(X, (R * n, d))
-    else:
-        flat_x = xp.reshape(idx, (-1,))
-    Xg = xp.reshape(xp.take(X, flat_x, axis=0), (R, m, d))
-    if y.ndim == 2:
-        n = y.shape[1]
-        off = xp.reshape(xp.arange(R, dtype=xp.int64) * n, (R, 1))
-        yg = xp.take(xp.reshape(y, (-1,)), xp.reshape(idx + off, (-1,)), axis=0)
-    else:
-        yg = xp.take(y, xp.reshape(idx, (-1,)), axis=0)
-    return Xg, xp.reshape(yg, (R, m))
-
-
-class _Trainer:
-    """The perturbations, objectives and monitors of one training run (validated options)."""
-
-    def __init__(
-        self,
-        net: MLP,
-        xp: Any,
-        lam: Array,
-        scheme: Scheme,
-        perturbation: str,
-        clean_weight: float,
-        alpha: Array,
-        weight_decay: float,
-        decay: str,
-        pgd_steps: int,
-    ) -> None:
-        self.net, self.xp = net, xp
-        self.lam = lam  # (R,)
-        self.eps = xp.reshape(lam, (-1, 1, 1))
-        self.alpha = xp.reshape(alpha, (-1, 1, 1))
-        self.scheme = scheme
-        self.perturbation = perturbation
-        self.clean_weight = clean_weight
-        self.weight_decay = weight_decay
-        self.decay = decay
-        self.pgd_steps = pgd_steps
-        # A perturbation with zero weight in the objective is not computed at all.
-        self.uses_perturbation = perturbation != "none" and clean_weight < 1.0
-        self.noise_kind = {"fgsm_rs": "uniform", "uniform": "uniform", "gaussian": "normal"}.get(
-            perturbation
-        )
-
-    # --- perturbations (held fixed within a step) ------------------------------------------
-    def perturb(self, params: Params, X: Array, y: Array, noise: Array | None) -> Array:
-        """``x + delta`` for the batch ``X`` ``(n, d)`` or ``(R, n, d)``: ``(R, n, d)``.
-
-        ``noise`` is ``(R, n, d)``, standard uniform on [-1, 1] or standard normal."""
-        xp, net, eps = self.xp, self.net, self.eps
-        kind = self.perturbation
-        if kind == "adversarial":
-            g = net.input_gradient(params, X, y, xp)
-            return X + eps * self.scheme.direction(g)
-        if kind in ("uniform", "gaussian"):
-            return X + eps * noise
-        # fgsm_rs: random start, one scheme step of size alpha, projection onto the l_inf ball.
-        start = eps * noise
-        g = net.input_gradient(params, X + start, y, xp)
-        delta = start + self.alpha * self.scheme.direction(g)
-        return X + xp.minimum(xp.maximum(delta, -eps), eps)
-
-    def draw_noise(self, rngs: list[np.random.Generator], m: int, d: int) -> Array | None:
-        """``(R, m, d)`` standard noise for the step, one host draw per network's generator."""
-        if self.noise_kind is None or not self.uses_perturbation:
-            return None
-        if self.noise_kind == "uniform":
-            host = np.stack([g.uniform(-1.0, 1.0, (m, d)) for g in rngs])
-        else:
-            host = np.stack([g.standard_normal((m, d)) for g in rngs])
-        return asarray(host, self.xp)
-
-    # --- objective ------------------------------------------------------------------------------
-    def _decay(self, params: Params) -> tuple[Array, list[Array]]:
-        xp, wd = self.xp, self.weight_decay
-        R = params.R
-        if wd == 0.0:
-            return xp.zeros((R,), dtype=xp.float64), [xp.zeros_like(W) for W in params.weights]
-        if self.decay == "l2":
-            val = sum(xp.sum(xp.reshape(W * W, (R, -1)), axis=1) for W in params.weights)
-            return 0.5 * wd * val, [wd * W for W in params.weights]
-        val = sum(xp.sum(xp.reshape(xp.abs(W), (R, -1)), axis=1) for W in params.weights)
-        return wd * val, [wd * xp.sign(W) for W in params.weights]
-
-    def _stack(self, X: Array, y: Array, X_adv: Array | None) -> tuple[Array, Array, Array]:
-        """Inputs, targets and per-sample weights of the mixed objective (one forward pass)."""
-        xp = self.xp
-        m = X.shape[-2]
-        cw = self.clean_weight
-        if X_adv is None:
-            return X, y, xp.full((m,), 1.0 / m, dtype=xp.float64)
-        if cw == 0.0:
-            return X_adv, y, xp.full((m,), 1.0 / m, dtype=xp.float64)
-        Xc = xp.broadcast_to(X, X_adv.shape) if X.ndim < X_adv.ndim else X
-        w = xp.concat(
-            [xp.full((m,), cw / m, dtype=xp.float64), xp.full((m,), (1.0 - cw) / m,
-                                                                dtype=xp.float64)]
-        )
-        return xp.concat([Xc, X_adv], axis=-2), xp.concat([y, y], axis=-1), w
-
-    def value(self, params: Params, X: Array, y: Array, X_adv: Array | None) -> Array:
-        """The objective ``F`` per network, ``(R,)``."""
-        Xs, ys, w = self._stack(X, y, X_adv)
-        losses = self.net.loss(params, Xs, ys, self.xp)
-        return self.xp.sum(losses * w, axis=-1) + self._decay(params)[0]
-
-    def value_and_grad(
-        self, params: Params, X: Array, y: Array, X_adv: Array | None
-    ) -> tuple[Array, Params]:
-        """``F`` ``(R,)`` and its gradient in the weights (perturbation held fixed)."""
-        Xs, ys, w = self._stack(X, y, X_adv)
-        val, grad = self.net.value_and_grad(params, Xs, ys, w, self.xp)
-        dval, dgrad = self._decay(params)
-        grad.weights = [g + dg for g, dg in zip(grad.weights, dgrad, strict=True)]
-        return val + dval, grad
-
-    def step_objective(
-        self, params: Params, X: Array, y: Array, noise: Array | None
-    ) -> tuple[Array, Params, Array | None]:
-        """Perturb at the current weights, then ``F`` and its gradient with that perturbation."""
-        if self.perturbation != "adversarial" or not self.uses_perturbation:
-            X_adv = self.perturb(params, X, y, noise) if self.uses_perturbation else None
-            val, grad = self.value_and_grad(params, X, y, X_adv)
-            return val, grad, X_adv
-        # The input gradient needs a forward and backward pass on the clean inputs, whose
-        # deltas also give the clean part's weight gradient: reuse them rather than pass the
-        # clean inputs through the network a second time.
-        xp, cw = self.xp, self.clean_weight
-        m = X.shape[-2]
-        losses, gclean, g = self.net.loss_grad_and_input_gradient(
-            params, X, y, xp, param_grad=cw > 0.0
-        )
-        X_adv = X + self.eps * self.scheme.direction(g)
-        w = xp.full((m,), (1.0 - cw) / m, dtype=xp.float64)
-        val, grad = self.net.value_and_grad(params, X_adv, y, w, xp)
-        if gclean is not None:
-            c = cw / m
-            val = val + c * xp.sum(losses, axis=-1)
-            grad = Params.from_arrays(
-                [a + c * b for a, b in zip(grad.arrays(), gclean.arrays(), strict=True)]
-            )
-        dval, dgrad = self._decay(params)
-        grad.weights = [gw + dg for gw, dg in zip(grad.weights, dgrad, strict=True)]
-        return val + dval, grad, X_adv
-
-    # --- validation and monitoring ---------------------------------------------------------------
-    def adversarial_loss(self, params: Params, X: Array, y: Array) -> Array:
-        """Mean loss on ``x + lam * scheme.direction(g)`` at the current weights, ``(R,)``."""
-        xp, net = self.xp, self.net
-        g = net.input_gradient(params, X, y, xp)
-        X_adv = X + self.eps * self.scheme.direction(g)
-        return xp.mean(net.loss(params, X_adv, y, xp), axis=-1)
-
-    def monitor(
-        self, params: Params, X: Array, y: Array, start: Array
-    ) -> tuple[Array, Array]:
-        """PGD-robust and clean accuracy (classifiers) or mean loss, each ``(R,)``.
-
-        PGD: ``pgd_steps`` steps ``delta <- clip(delta + (lam/4) sign(g(x + delta)), -lam,
-        lam)`` from ``delta = lam * start`` (``start`` uniform on [-1, 1]^d, fixed per run)."""
-        xp, net, eps = self.xp, self.net, self.eps
-        delta = eps * start
-        step = 0.25 * eps
-        for _ in range(self.pgd_steps):
-            g = net.input_gradient(params, X + delta, y, xp)
-            delta = xp.minimum(xp.maximum(delta + step * xp.sign(g), -eps), eps)
-        eta_c = net.eta(params, X, xp)
-        eta_r = net.eta(params, X + delta, xp)
-        out = net.output
-        if out.is_classifier:
-            yi = xp.astype(y, xp.int64)
-            acc_c = xp.mean(xp.astype(out.predict_label(eta_c, xp) == yi, xp.float64), axis=-1)
-            acc_r = xp.mean(xp.astype(out.predict_label(eta_r, xp) == yi, xp.float64), axis=-1)
-            return acc_r, acc_c
-        return (
-            xp.mean(out.loss(y, eta_r, xp), axis=-1),
-            xp.mean(out.loss(y, eta_c, xp), axis=-1),
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,21 +268,161 @@ def _resolve_scheme(scheme: Any, scheme_params: dict | None) -> Scheme:
     return get_scheme(scheme, **dict(scheme_params or {}))
 
 
-def _check_targets(out: Output, y: np.ndarray) -> None:
-    if out.name == "softmax":
-        K = out.n_outputs
-        bad = ~np.isin(y, np.arange(K))
-        if np.any(bad):
-            raise ValueError(
-                f"softmax targets must be class indices 0..{K - 1}; found e.g. "
-                f"{np.unique(y[bad])[:5].tolist()}"
-            )
+def _check_data(X: Any, y: Any, n_networks: Any, backend: str | None
+                ) -> tuple[Any, np.ndarray, np.ndarray, int]:
+    """The namespace, ``X`` and ``y`` on the host in float64, and the number of networks."""
+    xp = get_namespace(X, y, backend=backend)
+    Xh = np.asarray(to_numpy(X), dtype=np.float64)
+    yh = np.asarray(to_numpy(y), dtype=np.float64)
+    if Xh.ndim not in (2, 3) or Xh.shape[-2] < 1 or Xh.shape[-1] < 1:
+        raise ValueError(f"X must have shape (n, d) or (R, n, d), got {Xh.shape}")
+    n = Xh.shape[-2]
+    if yh.ndim not in (1, 2) or yh.shape[-1] != n:
+        raise ValueError(f"y must have shape (n,) or (R, n) with n = {n}, got {yh.shape}")
+    if not np.all(np.isfinite(Xh)):
+        raise ValueError("X contains NaN or infinite values")
+    R_data = {Xh.shape[0] if Xh.ndim == 3 else None, yh.shape[0] if yh.ndim == 2 else None}
+    R_data.discard(None)
+    if len(R_data) > 1:
+        raise ValueError(f"X {Xh.shape} and y {yh.shape} disagree on the number of networks R")
+    if n_networks is not None:
+        n_networks = _pos_int("n_networks", n_networks)
+    if R_data:
+        R = R_data.pop()
+        if n_networks is not None and n_networks != R:
+            raise ValueError(f"n_networks={n_networks} but the data hold R={R} data sets")
     else:
-        out.family.validate_y(y)  # type: ignore[attr-defined]
+        R = n_networks or 1
+    return xp, Xh, yh, R
+
+
+def _check_model(Xh: np.ndarray, yh: np.ndarray, hidden: Any, activation: str, family: Any,
+                 n_classes: int | None, scheme: Any, scheme_params: dict | None,
+                 perturbation: str, solver: str, decay: str) -> tuple[MLP, Scheme]:
+    """The architecture (its output checks the targets) and the scheme, with the names of the
+    perturbation, solver and decay checked."""
+    hidden = _check_hidden(hidden)
+    if n_classes is None and isinstance(family, str) and output_type(family).is_multiclass:
+        n_classes = int(np.max(yh)) + 1 if yh.size else 2
+    out = get_output(family, n_classes)
+    out.validate_y(yh)
+    net = MLP(Xh.shape[-1], hidden, activation, out)
+    sch = _resolve_scheme(scheme, scheme_params)
+    if perturbation not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
+    if perturbation == "fgsm_rs" and sch.norm_q != math.inf:
+        raise ValueError(
+            f"perturbation='fgsm_rs' projects onto the l_inf ball; scheme {sch!r} has directions "
+            f"in the l_{sch.norm_q:g} ball"
+        )
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if decay not in DECAYS:
+        raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
+    return net, sch
+
+
+def _check_budgets(lam: Any, alpha: Any, R: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(R,)`` budgets ``lam`` and FGSM-RS steps ``alpha`` (default ``1.25 lam``)."""
+    lam_h = np.asarray(lam, dtype=np.float64)
+    if lam_h.ndim == 0:
+        lam_h = np.full(R, float(lam_h))
+    if lam_h.shape != (R,) or not np.all(np.isfinite(lam_h)) or np.any(lam_h < 0):
+        raise ValueError(f"lam must be a finite number >= 0 or (R,) = ({R},) of them, got {lam!r}")
+    alpha_h = 1.25 * lam_h if alpha is None else np.asarray(alpha, dtype=np.float64) + 0 * lam_h
+    if alpha_h.shape != (R,) or not np.all(np.isfinite(alpha_h)) or np.any(alpha_h < 0):
+        raise ValueError(f"alpha must be a finite number >= 0 or (R,) of them, got {alpha!r}")
+    return lam_h, alpha_h
+
+
+def _check_numbers(
+    clean_weight: Any, weight_decay: Any, learning_rate: Any, beta_1: Any, beta_2: Any,
+    epsilon: Any, tol: Any, max_iter: Any, n_iter_no_change: Any, memory: Any, pgd_steps: Any,
+    monitor_size: Any, co_fraction: Any, co_clean_fraction: Any, co_min_drop: Any,
+) -> dict[str, Any]:
+    """The numeric options, each checked against its range (in this order), by name."""
+    return {
+        "clean_weight": _real_in("clean_weight", clean_weight, 0.0, 1.0),
+        "weight_decay": _real_in("weight_decay", weight_decay, 0.0, math.inf, hi_open=True),
+        "learning_rate": _real_in("learning_rate", learning_rate, 0.0, math.inf, True, True),
+        "beta_1": _real_in("beta_1", beta_1, 0.0, 1.0, hi_open=True),
+        "beta_2": _real_in("beta_2", beta_2, 0.0, 1.0, hi_open=True),
+        "epsilon": _real_in("epsilon", epsilon, 0.0, math.inf, True, True),
+        "tol": _real_in("tol", tol, 0.0, math.inf, hi_open=True),
+        "max_iter": _pos_int("max_iter", max_iter),
+        "n_iter_no_change": _pos_int("n_iter_no_change", n_iter_no_change),
+        "memory": _pos_int("memory", memory),
+        "pgd_steps": _pos_int("pgd_steps", pgd_steps),
+        "monitor_size": _pos_int("monitor_size", monitor_size),
+        "co_fraction": _real_in("co_fraction", co_fraction, 0.0, 1.0, True, True),
+        "co_clean_fraction": _real_in("co_clean_fraction", co_clean_fraction, 0.0, 1.0,
+                                      lo_open=True),
+        "co_min_drop": _real_in("co_min_drop", co_min_drop, 0.0, 1.0),
+    }
+
+
+def _check_protocol(
+    n: int, net: MLP, solver: str, early_stopping: bool, validation_fraction: Any,
+    batch_size: int | str, monitor_robustness: bool | None, perturbation: str,
+    lam: np.ndarray,
+) -> tuple[str, bool, int, int, bool]:
+    """The solver (``"auto"`` resolved), early stopping with its ``n_val`` held-out rows, the
+    mini-batch size ``B`` and whether the PGD monitor runs."""
+    if solver == "auto":
+        # Early stopping is an Adam protocol (L-BFGS ignores it), so asking for it picks Adam.
+        small = n * net.n_params <= AUTO_LBFGS_MAX_WORK
+        solver = "lbfgs" if small and not early_stopping else "adam"
+    early_stopping = bool(early_stopping) and solver == "adam"
+    if early_stopping:
+        validation_fraction = _real_in("validation_fraction", validation_fraction, 0.0, 1.0,
+                                       True, True)
+        n_val = max(1, round(validation_fraction * n))
+        if n_val >= n:
+            raise ValueError(f"validation_fraction={validation_fraction} leaves no training data")
+    else:
+        n_val = 0
+    n_train = n - n_val
+    if batch_size == "auto":
+        B = min(200, n_train)
+    else:
+        B = min(_pos_int("batch_size", batch_size), n_train)
+    if monitor_robustness is None:
+        monitor_robustness = (
+            perturbation in ("adversarial", "fgsm_rs") and bool(np.any(lam > 0))
+            and solver == "adam"
+        )
+    return solver, early_stopping, n_val, B, monitor_robustness
+
+
+def _check_init(init: Params | None, R: int, net: MLP) -> None:
+    if init is not None and (init.R != R or [tuple(w.shape[1:]) for w in init.weights]
+                             != [(a, b) for a, b in zip(net.sizes[:-1], net.sizes[1:],
+                                                        strict=True)]):
+        raise ValueError(f"init does not match R={R} networks of sizes {net.sizes}")
+
+
+@dataclass
+class _Plan:
+    """A validated training run: the host data, per-network budgets and seeds, which each chunk
+    of networks takes its slice of, and the options every chunk shares."""
+
+    Xh: np.ndarray  # (n, d) shared or (R, n, d)
+    yh: np.ndarray  # (n,) or (R, n)
+    lam: np.ndarray  # (R,)
+    alpha: np.ndarray  # (R,)
+    seeds: list[np.random.SeedSequence]
+    init: Params | None
+    chunk_size: int
+    shared: dict[str, Any]  # the keywords of _train_chunk common to all chunks
+    co: dict[str, float]  # detect_catastrophic_overfitting's thresholds
+
+    @property
+    def R(self) -> int:
+        return int(self.lam.shape[0])
 
 
 # --------------------------------------------------------------------------------------------
-# the public function
+# the public function: validation, the chunked runner, assembly
 # --------------------------------------------------------------------------------------------
 
 
@@ -631,149 +527,82 @@ def train_networks(
     -------
     NetworkFit
     """
-    # --- validation ------------------------------------------------------------------------
-    xp = get_namespace(X, y, backend=backend)
-    Xh = np.asarray(to_numpy(X), dtype=np.float64)
-    yh = np.asarray(to_numpy(y), dtype=np.float64)
-    if Xh.ndim not in (2, 3) or Xh.shape[-2] < 1 or Xh.shape[-1] < 1:
-        raise ValueError(f"X must have shape (n, d) or (R, n, d), got {Xh.shape}")
-    n, d = Xh.shape[-2:]
-    if yh.ndim not in (1, 2) or yh.shape[-1] != n:
-        raise ValueError(f"y must have shape (n,) or (R, n) with n = {n}, got {yh.shape}")
-    if not np.all(np.isfinite(Xh)):
-        raise ValueError("X contains NaN or infinite values")
-    R_data = {Xh.shape[0] if Xh.ndim == 3 else None, yh.shape[0] if yh.ndim == 2 else None}
-    R_data.discard(None)
-    if len(R_data) > 1:
-        raise ValueError(f"X {Xh.shape} and y {yh.shape} disagree on the number of networks R")
-    if n_networks is not None:
-        n_networks = _pos_int("n_networks", n_networks)
-    if R_data:
-        R = R_data.pop()
-        if n_networks is not None and n_networks != R:
-            raise ValueError(f"n_networks={n_networks} but the data hold R={R} data sets")
-    else:
-        R = n_networks or 1
-    hidden = _check_hidden(hidden)
-    fam = family
-    if isinstance(fam, str) and fam.lower() in ("softmax", "multinomial") and n_classes is None:
-        n_classes = int(np.max(yh)) + 1 if yh.size else 2
-    out = get_output(fam, n_classes)
-    _check_targets(out, yh)
-    net = MLP(d, hidden, activation, out)
-    sch = _resolve_scheme(scheme, scheme_params)
-    if perturbation not in PERTURBATIONS:
-        raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
-    if perturbation == "fgsm_rs" and sch.norm_q != math.inf:
-        raise ValueError(
-            f"perturbation='fgsm_rs' projects onto the l_inf ball; scheme {sch!r} has directions "
-            f"in the l_{sch.norm_q:g} ball"
-        )
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if decay not in DECAYS:
-        raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
-    lam_h = np.asarray(lam, dtype=np.float64)
-    if lam_h.ndim == 0:
-        lam_h = np.full(R, float(lam_h))
-    if lam_h.shape != (R,) or not np.all(np.isfinite(lam_h)) or np.any(lam_h < 0):
-        raise ValueError(f"lam must be a finite number >= 0 or (R,) = ({R},) of them, got {lam!r}")
-    alpha_h = 1.25 * lam_h if alpha is None else np.asarray(alpha, dtype=np.float64) + 0 * lam_h
-    if alpha_h.shape != (R,) or not np.all(np.isfinite(alpha_h)) or np.any(alpha_h < 0):
-        raise ValueError(f"alpha must be a finite number >= 0 or (R,) of them, got {alpha!r}")
-    clean_weight = _real_in("clean_weight", clean_weight, 0.0, 1.0)
-    weight_decay = _real_in("weight_decay", weight_decay, 0.0, math.inf, hi_open=True)
-    learning_rate = _real_in("learning_rate", learning_rate, 0.0, math.inf, True, True)
-    beta_1 = _real_in("beta_1", beta_1, 0.0, 1.0, hi_open=True)
-    beta_2 = _real_in("beta_2", beta_2, 0.0, 1.0, hi_open=True)
-    epsilon = _real_in("epsilon", epsilon, 0.0, math.inf, True, True)
-    tol = _real_in("tol", tol, 0.0, math.inf, hi_open=True)
-    max_iter = _pos_int("max_iter", max_iter)
-    n_iter_no_change = _pos_int("n_iter_no_change", n_iter_no_change)
-    memory = _pos_int("memory", memory)
-    pgd_steps = _pos_int("pgd_steps", pgd_steps)
-    monitor_size = _pos_int("monitor_size", monitor_size)
-    co_fraction = _real_in("co_fraction", co_fraction, 0.0, 1.0, True, True)
-    co_clean_fraction = _real_in("co_clean_fraction", co_clean_fraction, 0.0, 1.0, lo_open=True)
-    co_min_drop = _real_in("co_min_drop", co_min_drop, 0.0, 1.0)
-    if solver == "auto":
-        # Early stopping is an Adam protocol (L-BFGS ignores it), so asking for it picks Adam.
-        small = n * net.n_params <= AUTO_LBFGS_MAX_WORK
-        solver = "lbfgs" if small and not early_stopping else "adam"
-    early_stopping = bool(early_stopping) and solver == "adam"
-    if early_stopping:
-        validation_fraction = _real_in("validation_fraction", validation_fraction, 0.0, 1.0,
-                                       True, True)
-        n_val = max(1, round(validation_fraction * n))
-        if n_val >= n:
-            raise ValueError(f"validation_fraction={validation_fraction} leaves no training data")
-    else:
-        n_val = 0
-    n_train = n - n_val
-    if batch_size == "auto":
-        B = min(200, n_train)
-    else:
-        B = min(_pos_int("batch_size", batch_size), n_train)
-    if monitor_robustness is None:
-        monitor_robustness = (
-            perturbation in ("adversarial", "fgsm_rs") and bool(np.any(lam_h > 0))
-            and solver == "adam"
-        )
-    if init is not None and (init.R != R or [tuple(w.shape[1:]) for w in init.weights]
-                             != [(a, b) for a, b in zip(net.sizes[:-1], net.sizes[1:],
-                                                        strict=True)]):
-        raise ValueError(f"init does not match R={R} networks of sizes {net.sizes}")
+    # --- validation (the boundary) -----------------------------------------------------------
+    xp, Xh, yh, R = _check_data(X, y, n_networks, backend)
+    net, sch = _check_model(Xh, yh, hidden, activation, family, n_classes, scheme,
+                            scheme_params, perturbation, solver, decay)
+    lam_h, alpha_h = _check_budgets(lam, alpha, R)
+    num = _check_numbers(clean_weight, weight_decay, learning_rate, beta_1, beta_2, epsilon, tol,
+                         max_iter, n_iter_no_change, memory, pgd_steps, monitor_size,
+                         co_fraction, co_clean_fraction, co_min_drop)
+    solver, early_stopping, n_val, B, monitor_robustness = _check_protocol(
+        Xh.shape[-2], net, solver, early_stopping, validation_fraction, batch_size,
+        monitor_robustness, perturbation, lam_h)
+    _check_init(init, R, net)
 
     # --- seeds, chunks ----------------------------------------------------------------------
     seeds = _network_seeds(random_state, R)
     if chunk_size is None:
-        rows = 2 * (B if solver == "adam" else n_train)
+        rows = 2 * (B if solver == "adam" else Xh.shape[-2] - n_val)
         chunk_size = _auto_chunk(xp, rows, max(net.sizes))
-    chunk_size = min(_pos_int("chunk_size", chunk_size), R)
+    adam = tuple(num.pop(k) for k in ("learning_rate", "beta_1", "beta_2", "epsilon"))
+    co = {k: num.pop(f"co_{k}") for k in ("fraction", "clean_fraction", "min_drop")}
+    plan = _Plan(
+        Xh=Xh, yh=yh, lam=lam_h, alpha=alpha_h, seeds=seeds, init=init,
+        chunk_size=min(_pos_int("chunk_size", chunk_size), R), co=co,
+        shared=dict(net=net, xp=xp, scheme=sch, perturbation=perturbation, decay=decay,
+                    solver=solver, early_stopping=early_stopping, n_val=n_val, B=B,
+                    monitor_robustness=monitor_robustness, adam=adam, **num),
+    )
+    fit = _assemble(plan, _run_chunks(plan))
+    if warn:
+        _warn(fit, perturbation)
+    return fit
+
+
+def _run_chunks(plan: _Plan) -> dict[str, Any]:
+    """Train the networks chunk by chunk (:func:`_train_chunk`) and merge the chunks' records:
+    network ``r``'s training depends on no other network, so neither does its record."""
+    xp, R, cs = plan.shared["xp"], plan.R, plan.chunk_size
+    Xh, yh, init = plan.Xh, plan.yh, plan.init
     Xd = asarray(Xh, xp) if Xh.ndim == 2 else None  # shared data: one device copy for all
     yd = asarray(yh, xp) if yh.ndim == 1 else None
-    ctx = dict(
-        net=net, xp=xp, scheme=sch, perturbation=perturbation, clean_weight=clean_weight,
-        weight_decay=weight_decay, decay=decay, pgd_steps=pgd_steps, solver=solver,
-        early_stopping=early_stopping, n_val=n_val, B=B, monitor_robustness=monitor_robustness,
-        monitor_size=monitor_size, max_iter=max_iter, tol=tol,
-        n_iter_no_change=n_iter_no_change, memory=memory,
-        adam=(learning_rate, beta_1, beta_2, epsilon),
-    )
     recs = []
-    for c0 in range(0, R, chunk_size):
-        c1 = min(c0 + chunk_size, R)
+    for c0 in range(0, R, cs):
+        c1 = min(c0 + cs, R)
         init_c = None if init is None else Params.from_arrays(
             [a[c0:c1, ...] for a in init.arrays()])
         recs.append(_train_chunk(
-            seeds=seeds[c0:c1], init=init_c,
+            seeds=plan.seeds[c0:c1], init=init_c,
             Xd=Xd if Xd is not None else asarray(Xh[c0:c1], xp),
             yd=yd if yd is not None else asarray(yh[c0:c1], xp),
-            lam=lam_h[c0:c1], alpha=alpha_h[c0:c1], **ctx,
+            lam=plan.lam[c0:c1], alpha=plan.alpha[c0:c1], **plan.shared,
         ))
-    rec = _merge(recs, xp)
+    return _merge(recs, xp)
 
+
+def _assemble(plan: _Plan, rec: dict[str, Any]) -> NetworkFit:
+    """The :class:`NetworkFit` of the merged record, with the catastrophic-overfitting flags of
+    its robustness curves."""
+    net, R = plan.shared["net"], plan.R
     metric = None
     co_flag = np.zeros(R, dtype=bool)
     co_epoch = np.full(R, -1, dtype=np.int64)
     if "robust" in rec:
         metric = "accuracy" if net.output.is_classifier else "loss"
         co_flag, co_epoch = detect_catastrophic_overfitting(
-            rec["robust"], rec["clean"], metric=metric, fraction=co_fraction,
-            clean_fraction=co_clean_fraction, min_drop=co_min_drop,
+            rec["robust"], rec["clean"], metric=metric, fraction=plan.co["fraction"],
+            clean_fraction=plan.co["clean_fraction"], min_drop=plan.co["min_drop"],
         )
-    fit = NetworkFit(
+    return NetworkFit(
         net=net, params=rec["params"], loss_curve=rec["loss"],
         validation_loss_curve=rec.get("val"), robust_curve=rec.get("robust"),
         clean_curve=rec.get("clean"), monitor_metric=metric, n_iter=rec["n_iter"],
         converged=rec["converged"], status=rec["status"], best_epoch=rec["best_epoch"],
         best_validation_loss=rec.get("best_val"), catastrophic_overfitting=co_flag,
-        catastrophic_overfitting_epoch=co_epoch, lam=lam_h, seeds=seeds,
-        grad_max=rec["grad_max"], tol=tol, solver=solver,
+        catastrophic_overfitting_epoch=co_epoch, lam=plan.lam, seeds=plan.seeds,
+        grad_max=rec["grad_max"], tol=plan.shared["tol"], solver=plan.shared["solver"],
     )
-    if warn:
-        _warn(fit, perturbation)
-    return fit
 
 
 #: Working-array budget of one chunk of networks on a CPU backend (bytes): a chunk's largest
@@ -799,77 +628,62 @@ def _train_chunk(
     max_iter: int, tol: float, n_iter_no_change: int, memory: int, adam: tuple,
 ) -> dict[str, Any]:
     """Train the networks of one chunk (``R_c = len(seeds)``); returns their record."""
-    R = len(seeds)
-    n, d = Xd.shape[-2:]
-    n_train = n - n_val
     split_rngs = [np.random.default_rng(_child(s, _SPLIT)) for s in seeds]
     order_rngs = [np.random.default_rng(_child(s, _ORDER)) for s in seeds]
     noise_rngs = [np.random.default_rng(_child(s, _NOISE)) for s in seeds]
     params = init if init is not None else net.init([_child(s, _INIT) for s in seeds], xp)
     params = Params.from_arrays([asarray(a, xp) for a in params.arrays()])
-    tr = _Trainer(net, xp, asarray(lam, xp), scheme, perturbation, clean_weight,
-                  asarray(alpha, xp), weight_decay, decay, pgd_steps)
-
-    if early_stopping:
-        perms = np.stack([g.permutation(n) for g in split_rngs])
-        val_idx, train_idx = perms[:, :n_val], np.sort(perms[:, n_val:], axis=1)
-        Xval, yval = _gather(Xd, yd, asarray(val_idx, xp, xp.int64), xp)
-    else:
-        train_idx = np.broadcast_to(np.arange(n), (R, n))
-        Xval = yval = None
-    mon = None
-    if monitor_robustness:
-        if early_stopping:
-            m_idx = val_idx[:, :monitor_size]
-        else:
-            m_idx = np.stack([np.sort(g.choice(n_train, min(monitor_size, n_train),
-                                                replace=False)) for g in split_rngs])
-            m_idx = np.take_along_axis(train_idx, m_idx, axis=1)
-        Xm, ym = _gather(Xd, yd, asarray(m_idx, xp, xp.int64), xp)
-        start = asarray(np.stack([g.uniform(-1.0, 1.0, (m_idx.shape[1], d))
-                                  for g in noise_rngs]), xp)
-        mon = (Xm, ym, start)
+    tr = TrainingObjective(net, xp, asarray(lam, xp), scheme, perturbation, clean_weight,
+                           asarray(alpha, xp), weight_decay, decay)
+    train_idx, val, mon_data = _holdout(Xd, yd, xp, split_rngs, noise_rngs, n_val,
+                                        monitor_robustness, monitor_size)
+    mon = None if mon_data is None else RobustnessMonitor(net, xp, tr.eps, pgd_steps, *mon_data)
 
     common = dict(tr=tr, xp=xp, params=params, Xd=Xd, yd=yd, train_idx=train_idx,
                   noise_rngs=noise_rngs, max_iter=max_iter, tol=tol, mon=mon)
     if solver == "adam":
-        rec = _run_adam(
+        rec = run_adam(
             **common, order_rngs=order_rngs, B=B, n_iter_no_change=n_iter_no_change,
-            adam=Adam(*adam), val=(Xval, yval) if early_stopping else None,
+            adam=Adam(*adam), val=val if early_stopping else None,
         )
         check_rngs = [np.random.default_rng(_child(s, _CHECK)) for s in seeds]
-        rec["grad_max"] = _grad_max(tr, xp, rec["params"], Xd, yd, train_idx, check_rngs, B)
+        rec["grad_max"] = stationarity_residual(tr, xp, rec["params"], Xd, yd, train_idx,
+                                                check_rngs, B)
     else:
         # L-BFGS computed the residual at every iterate already (its stopping criterion).
-        rec = _run_lbfgs(**common, memory=memory, full=not early_stopping)
+        rec = run_lbfgs(**common, memory=memory, full=not early_stopping)
     return _certify(rec, tol)
 
 
-def _grad_max(
-    tr: _Trainer, xp: Any, params: Params, Xd: Array, yd: Array, train_idx: np.ndarray,
-    rngs: list[np.random.Generator], B: int,
-) -> np.ndarray:
-    """Stationarity residual ``max_j |dF/dtheta_j|`` of each network, (R,).
-
-    ``F`` is the full-batch training objective (rows ``train_idx``) with the perturbation
-    recomputed at ``params`` and held fixed.  It is a mean over rows plus weight decay, so its
-    gradient is ``sum_b (m_b / n) grad F_b`` over mini-batches ``b`` of ``m_b <= B`` rows (each
-    ``grad F_b`` carries the decay gradient once and the weights sum to 1): the working arrays
-    stay those of a training step whatever ``n``."""
-    n_train = train_idx.shape[1]
-    noise = tr.draw_noise(rngs, n_train, Xd.shape[-1])
-    idx = asarray(train_idx, xp, xp.int64)
-    total: list[Array] | None = None
-    for s in range(0, n_train, B):
-        e = min(s + B, n_train)
-        Xb, yb = _gather(Xd, yd, idx[:, s:e], xp)
-        nb = None if noise is None else noise[:, s:e, :]
-        _, grad, _ = tr.step_objective(params, Xb, yb, nb)
-        part = [((e - s) / n_train) * a for a in grad.arrays()]
-        total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
-    assert total is not None  # n_train >= 1
-    flat = Params.from_arrays(total).flatten(xp)
-    return to_numpy(xp.max(xp.abs(flat), axis=-1)).astype(np.float64)
+def _holdout(
+    Xd: Array, yd: Array, xp: Any, split_rngs: list, noise_rngs: list, n_val: int,
+    monitor_robustness: bool, monitor_size: int,
+) -> tuple[np.ndarray, tuple | None, tuple | None]:
+    """Each network's training rows ``(R, n_train)``, its validation data (``n_val > 0``) and
+    the monitoring subset with its PGD starts (``monitor_robustness``): the validation rows'
+    first ``monitor_size``, else a sorted sample of the training rows."""
+    R = len(split_rngs)
+    n, d = Xd.shape[-2:]
+    n_train = n - n_val
+    val = None
+    if n_val > 0:
+        perms = np.stack([g.permutation(n) for g in split_rngs])
+        val_idx, train_idx = perms[:, :n_val], np.sort(perms[:, n_val:], axis=1)
+        val = gather(Xd, yd, asarray(val_idx, xp, xp.int64), xp)
+    else:
+        train_idx = np.broadcast_to(np.arange(n), (R, n))
+    if not monitor_robustness:
+        return train_idx, val, None
+    if n_val > 0:
+        m_idx = val_idx[:, :monitor_size]
+    else:
+        m_idx = np.stack([np.sort(g.choice(n_train, min(monitor_size, n_train),
+                                            replace=False)) for g in split_rngs])
+        m_idx = np.take_along_axis(train_idx, m_idx, axis=1)
+    Xm, ym = gather(Xd, yd, asarray(m_idx, xp, xp.int64), xp)
+    start = asarray(np.stack([g.uniform(-1.0, 1.0, (m_idx.shape[1], d))
+                              for g in noise_rngs]), xp)
+    return train_idx, val, (Xm, ym, start)
 
 
 def _certify(rec: dict[str, Any], tol: float) -> dict[str, Any]:
@@ -943,224 +757,3 @@ def _warn(fit: NetworkFit, perturbation: str) -> None:
             CatastrophicOverfittingWarning,
             stacklevel=3,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# the loops (one per solver; Python loops over epochs, mini-batches and layers only)
-# --------------------------------------------------------------------------------------------
-
-
-def _stop_rule(
-    loss: np.ndarray, best: np.ndarray, count: np.ndarray, active: np.ndarray, tol: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's no-improvement rule per network: ``count += 1`` when the loss is not below
-    ``best - tol``, else 0; ``best`` is the running minimum.  Returns ``(best, count, improved)``
-    where ``improved`` marks a new minimum."""
-    count = np.where(active, np.where(loss > best - tol, count + 1, 0), count)
-    improved = active & (loss < best)
-    return np.where(improved, loss, best), count, improved
-
-
-def _run_adam(
-    *, tr: _Trainer, xp: Any, params: Params, Xd: Array, yd: Array, train_idx: np.ndarray,
-    noise_rngs: list, max_iter: int, tol: float, mon: tuple | None, order_rngs: list, B: int,
-    n_iter_no_change: int, adam: Adam, val: tuple | None,
-) -> dict[str, Any]:
-    R, n_train = train_idx.shape
-    d = Xd.shape[-1]
-    active = np.ones(R, dtype=bool)
-    status = np.full(R, "max_iter", dtype=object)
-    n_iter = np.zeros(R, dtype=np.int64)
-    best = np.full(R, np.inf)
-    count = np.zeros(R, dtype=np.int64)
-    best_epoch = np.full(R, -1, dtype=np.int64)
-    best_params = params
-    curves: dict[str, list] = {"loss": [], "val": [], "robust": [], "clean": []}
-    for epoch in range(max_iter):
-        act = xp.asarray(active)
-        order = np.stack([g.permutation(n_train) for g in order_rngs])
-        idx_epoch = asarray(np.take_along_axis(train_idx, order, axis=1), xp, xp.int64)
-        noise = tr.draw_noise(noise_rngs, n_train, d)
-        total = xp.zeros((R,), dtype=xp.float64)
-        for s in range(0, n_train, B):
-            e = min(s + B, n_train)  # the Array API leaves out-of-range slice stops undefined
-            Xb, yb = _gather(Xd, yd, idx_epoch[:, s:e], xp)
-            nb = None if noise is None else noise[:, s:e, :]
-            val_b, grad, _ = tr.step_objective(params, Xb, yb, nb)
-            params = adam.step(params, grad, act, xp)
-            total = total + val_b * Xb.shape[1]
-        loss = to_numpy(total / n_train).astype(np.float64)
-        n_iter += active
-        curves["loss"].append(np.where(active, loss, np.nan))
-        diverged = active & ~np.isfinite(loss)
-        status[diverged] = "diverged"
-        if val is not None:
-            vloss = to_numpy(tr.adversarial_loss(params, *val)).astype(np.float64)
-            curves["val"].append(np.where(active, vloss, np.nan))
-            best, count, improved = _stop_rule(vloss, best, count, active, tol)
-            best_params = where_params(xp.asarray(improved), params, best_params, xp)
-            best_epoch = np.where(improved, epoch, best_epoch)
-        else:
-            best, count, _ = _stop_rule(loss, best, count, active, tol)
-        if mon is not None:
-            rob, cle = tr.monitor(params, *mon)
-            curves["robust"].append(np.where(active, to_numpy(rob), np.nan))
-            curves["clean"].append(np.where(active, to_numpy(cle), np.nan))
-        done = active & ~diverged & (count > n_iter_no_change)
-        # A plateau is a reason to stop, not convergence: _certify decides that on the gradient.
-        status[done] = "early_stopped" if val is not None else "plateau"
-        active = active & ~done & ~diverged
-        if not active.any():
-            break
-    if val is not None:
-        params = best_params
-    rec: dict[str, Any] = {
-        "params": params,
-        "loss": np.array(curves["loss"]),
-        "n_iter": n_iter,
-        "status": status,
-        "best_epoch": best_epoch,
-    }
-    if val is not None:
-        rec["val"] = np.array(curves["val"])
-        rec["best_val"] = best
-    if mon is not None:
-        rec["robust"], rec["clean"] = np.array(curves["robust"]), np.array(curves["clean"])
-    return rec
-
-
-#: A 2-cycle of L-BFGS is declared after this many consecutive iterations whose objective equals
-#: the one two iterations before to ``_CYCLE_RTOL (1 + |f|)`` and differs from the previous one.
-_CYCLE_RUN = 6
-_CYCLE_RTOL = 1e-12
-
-
-def _run_lbfgs(
-    *, tr: _Trainer, xp: Any, params: Params, Xd: Array, yd: Array, train_idx: np.ndarray,
-    noise_rngs: list, max_iter: int, tol: float, mon: tuple | None, memory: int, full: bool,
-) -> dict[str, Any]:
-    R, n_train = train_idx.shape
-    d = Xd.shape[-1]
-    # Full batch on the data as given (a shared X stays (n, d), broadcast by matmul).
-    Xt, yt = (Xd, yd) if full else _gather(Xd, yd, asarray(train_idx, xp, xp.int64), xp)
-    template = params
-
-    def fg(theta: Array, X_adv: Array | None) -> tuple[Array, Array]:
-        v, g = tr.value_and_grad(template.unflatten(theta, xp), Xt, yt, X_adv)
-        return v, g.flatten(xp)
-
-    def perturbed(theta: Array) -> Array | None:
-        if not tr.uses_perturbation:
-            return None
-        noise = tr.draw_noise(noise_rngs, n_train, d)
-        return tr.perturb(template.unflatten(theta, xp), Xt, yt, noise)
-
-    def gmax(g: Array) -> np.ndarray:
-        return to_numpy(xp.max(xp.abs(g), axis=-1)).astype(np.float64)
-
-    theta = params.flatten(xp)
-    X_adv = perturbed(theta)
-    f, g = fg(theta, X_adv)
-    gnorm = xp.sqrt(xp.sum(g * g, axis=-1))
-    # First step of length at most 1 along -g (no curvature information yet).
-    gamma0 = xp.minimum(1.0, 1.0 / xp.where(gnorm > 0, gnorm, 1.0))
-    mem = LBFGSMemory(memory, gamma0)
-    status = np.full(R, "max_iter", dtype=object)
-    # Residual at each network's own last iterate, frozen when it stops: with a random
-    # perturbation the loop's later draws for a stopped network would otherwise change it, and
-    # with it depend on how long the other networks ran.
-    g_stop = gmax(g)
-    converged = g_stop <= tol
-    status[converged] = "converged"
-    stalled = np.zeros(R, dtype=bool)
-    n_iter = np.zeros(R, dtype=np.int64)
-    curves: dict[str, list] = {"loss": [], "robust": [], "clean": []}
-    c1, max_ls = 1e-4, 60
-    # 2-cycle detection (deterministic perturbations only: random ones never repeat): the
-    # objective alternates between two values, equal to rounding every other iteration and
-    # different in between, for _CYCLE_RUN iterations in a row.
-    detect = tr.uses_perturbation and tr.perturbation == "adversarial"
-    run = np.zeros(R, dtype=np.int64)
-    cycling = np.zeros(R, dtype=bool)
-    for _ in range(max_iter):
-        active = ~converged & ~stalled & ~cycling
-        if not active.any():
-            break
-        act = xp.asarray(active)
-        dvec = mem.direction(g, xp)
-        gd = xp.sum(g * dvec, axis=-1)
-        # Not a descent direction (a rounding artefact of the curvature pairs): restart there.
-        bad = ~(gd < 0)
-        gnorm = xp.sqrt(xp.sum(g * g, axis=-1))
-        gam = xp.minimum(1.0, 1.0 / xp.where(gnorm > 0, gnorm, 1.0))
-        mem.reset(bad, gam, xp)
-        dvec = xp.where(bad[:, None], -gam[:, None] * g, dvec)
-        gd = xp.sum(g * dvec, axis=-1)
-        t = xp.ones((R,), dtype=xp.float64)
-        t_acc = xp.zeros((R,), dtype=xp.float64)
-        acc = ~act
-        f_new, g_new = f, g
-        # Rounding slack: near the optimum f is flat to ~1e-16 relative and Armijo's decrease
-        # c1 t g'd is below it; a step that keeps f within the slack and shrinks the gradient
-        # is accepted so that tight tolerances can be reached.
-        slack = 1e-14 * xp.abs(f)
-        gm = xp.max(xp.abs(g), axis=-1)
-        for _ls in range(max_ls):
-            f_try, g_try = fg(theta + t[:, None] * dvec, X_adv)
-            finite = xp.isfinite(f_try)
-            armijo = f_try <= f + c1 * t * gd
-            flat = (f_try <= f + slack) & (xp.max(xp.abs(g_try), axis=-1) < gm)
-            ok = finite & (armijo | flat) & ~acc
-            f_new = xp.where(ok, f_try, f_new)
-            g_new = xp.where(ok[:, None], g_try, g_new)
-            t_acc = xp.where(ok, t, t_acc)
-            acc = acc | ok
-            if bool(xp.all(acc)):
-                break
-            t = xp.where(acc, t, 0.5 * t)
-        moved = act & acc
-        theta_new = xp.where(moved[:, None], theta + t_acc[:, None] * dvec, theta)
-        # Curvature pair from the objective with the *same* fixed perturbation at both points.
-        mem.push(theta_new - theta, g_new - g, moved, xp)
-        stalled |= active & ~to_numpy(acc).astype(bool)
-        theta = theta_new
-        # New perturbation at the new weights; its gradient is the stationarity residual.
-        X_adv = perturbed(theta)
-        f, g = fg(theta, X_adv)
-        n_iter += active
-        loss = to_numpy(f).astype(np.float64)
-        curves["loss"].append(np.where(active, loss, np.nan))
-        if mon is not None:
-            rob, cle = tr.monitor(template.unflatten(theta, xp), *mon)
-            curves["robust"].append(np.where(active, to_numpy(rob), np.nan))
-            curves["clean"].append(np.where(active, to_numpy(cle), np.nan))
-        g_now = gmax(g)
-        g_stop = np.where(active, g_now, g_stop)
-        newly = active & (g_now <= tol)
-        converged |= newly
-        status[newly] = "converged"
-        div = active & ~np.isfinite(loss)
-        stalled |= div
-        status[div] = "diverged"
-        if detect and len(curves["loss"]) >= 3:
-            prev, prev2 = curves["loss"][-2], curves["loss"][-3]
-            with np.errstate(invalid="ignore"):
-                scale = _CYCLE_RTOL * (1.0 + np.abs(loss))
-                periodic = (np.abs(loss - prev2) <= scale) & (np.abs(loss - prev) > scale)
-            run = np.where(active & ~newly & periodic, run + 1, 0)
-            found = run >= _CYCLE_RUN
-            cycling |= found
-            status[found] = "cycling"
-    status[stalled & (status == "max_iter")] = "stalled"
-    rec: dict[str, Any] = {
-        "params": template.unflatten(theta, xp),
-        "loss": np.array(curves["loss"]).reshape(-1, R),
-        "n_iter": n_iter,
-        "status": status,
-        "grad_max": g_stop,
-        "best_epoch": np.full(R, -1, dtype=np.int64),
-    }
-    if mon is not None:
-        rec["robust"] = np.array(curves["robust"]).reshape(-1, R)
-        rec["clean"] = np.array(curves["clean"]).reshape(-1, R)
-    return rec
