@@ -38,7 +38,6 @@ known" and make :mod:`gfgsm.theory` fall back on Monte Carlo).  For a one-off la
 
 from __future__ import annotations
 
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import asarray, resolve_backend
+from ._validation import positive_int, real_in
 from .rng._seeds import SeedLike
 from .rng._seeds import root_seed as _root_seed
 
@@ -80,7 +80,7 @@ def replication_seeds(seed: SeedLike, R: int) -> list[np.random.SeedSequence]:
     exactly ``root.spawn(R)``; child ``r`` does not depend on ``R``.  A ``Generator`` is a stream:
     the root is seeded by 256 bits drawn from it.
     """
-    R = _check_count(R, "R")
+    R = positive_int("R", R)
     root = _root_seed(seed)
     return [
         np.random.SeedSequence(
@@ -88,13 +88,6 @@ def replication_seeds(seed: SeedLike, R: int) -> list[np.random.SeedSequence]:
         )
         for r in range(R)
     ]
-
-
-def _check_count(value: Any, name: str) -> int:
-    """A positive ``int`` (not a bool, not a float) or ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _column_param(value: Any, p: int, name: str) -> np.ndarray:
@@ -138,7 +131,7 @@ class Design(ABC):
     p: int
 
     def __init__(self, p: int) -> None:
-        self.p = _check_count(p, "p")
+        self.p = positive_int("p", p)
 
     # --- to implement ---------------------------------------------------------------------------
     @abstractmethod
@@ -220,9 +213,9 @@ class Design(ABC):
         """
         from .rng import stream_for
 
-        n = _check_count(n, "n")
+        n = positive_int("n", n)
         xp = resolve_backend(backend)
-        reps = 1 if R is None else _check_count(R, "R")
+        reps = 1 if R is None else positive_int("R", R)
         X = self.draw_stream_checked(n, stream_for(seed, reps, xp).child("x"))
         return X[0, ...] if R is None else X
 
@@ -252,9 +245,8 @@ class GaussianDesign(Design):
 
     def __init__(self, p: int, rho: float = 0.0) -> None:
         super().__init__(p)
-        if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not -1.0 < rho < 1.0:
-            raise ValueError(f"rho must be a real number with -1 < rho < 1, got {rho!r}")
-        self.rho = float(rho)
+        self.rho = real_in("rho", rho, -1.0, 1.0, lo_open=True, hi_open=True,
+                           rule="a real number with -1 < rho < 1")
         j = np.arange(self.p)
         lag = j[:, None] - j[None, :]
         c = np.r_[1.0, np.full(self.p - 1, np.sqrt(1.0 - self.rho**2))]

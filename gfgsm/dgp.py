@@ -31,7 +31,6 @@ replication from a NumPy ``Generator``) serves the Monte Carlo integrals of
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +38,8 @@ import numpy as np
 from scipy.special import gammaln
 
 from ._backend import asarray, resolve_backend
-from .designs import Design, SeedLike, _check_count
+from ._validation import positive_int, real_in
+from .designs import Design, SeedLike
 from .families import Family, get_family
 
 __all__ = ["DGP", "NoiseLaw", "get_noise"]
@@ -176,13 +176,8 @@ def get_noise(noise: str | NoiseLaw | Callable, df: float | None = None) -> Nois
             return _Skewed()
         if noise == "t":
             df = 3.0 if df is None else df
-            if isinstance(df, bool) or not isinstance(df, numbers.Real) or not (
-                math.isfinite(df) and df > 2
-            ):
-                raise ValueError(
-                    f"df must be a finite number > 2 (standardized t needs a finite variance), "
-                    f"got {df!r}"
-                )
+            real_in("df", df, 2, lo_open=True,
+                    rule="a finite number > 2 (standardized t needs a finite variance)")
             return _StudentT(df)
         raise ValueError(
             f"unknown noise {noise!r}; expected 'normal', 't', 'skewed' or a callable "
@@ -253,15 +248,8 @@ class DGP:
             )
         if not np.all(np.isfinite(beta)):
             raise ValueError(f"coef must be finite, got {beta.tolist()}")
-        if isinstance(intercept, bool) or not isinstance(intercept, numbers.Real) or not (
-            math.isfinite(intercept)
-        ):
-            raise ValueError(f"intercept must be a finite real number, got {intercept!r}")
-        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not (
-            math.isfinite(sigma) and sigma > 0
-        ):
-            raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
-        sigma = float(sigma)
+        real_in("intercept", intercept, rule="a finite real number")
+        sigma = real_in("sigma", sigma, 0, lo_open=True, rule="a positive finite number")
 
         if fam.has_dispersion:
             if fam.phi != 1.0 and not math.isclose(fam.phi, sigma**2, rel_tol=1e-12):
@@ -384,8 +372,8 @@ class DGP:
         """
         from .rng import stream_for
 
-        n = _check_count(n, "n")
-        reps = 1 if R is None else _check_count(R, "R")
+        n = positive_int("n", n)
+        reps = 1 if R is None else positive_int("R", R)
         xp = resolve_backend(backend)
         X, y = self.draw_stream(n, stream_for(seed, reps, xp))
         if R is None:

@@ -8,7 +8,6 @@ at a fitted model and tests ``V = 0``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from ._backend import to_numpy
+from ._validation import int_at_least, real_in
 from .batch import fit_batch
 from .families import Family, get_family
 
@@ -79,8 +79,7 @@ class SignNeutrality:
         docs/theory.md s.5, consequence 3, with ``lam0 = lam sqrt(n)`` and the bias of
         ``theta_hat`` itself (not of ``sqrt(n)(theta_hat - theta0)``), at the fitted model.
         """
-        if not (math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        real_in("lam", lam, 0, rule="a finite number >= 0")
         return lam * float(np.abs(self.theta[1:]).sum()) * np.linalg.solve(self.I, self.V)
 
     def summary(self, lam: float | None = None) -> str:
@@ -162,8 +161,7 @@ def sign_neutrality(
     if X.ndim != 2 or y.ndim != 1:
         raise ValueError(f"X must be (n, p) and y (n,); got shapes {X.shape} and {y.shape}")
     n, p = X.shape
-    if not (isinstance(n_boot, int) and n_boot >= 20):
-        raise ValueError(f"n_boot must be an integer >= 20, got {n_boot!r}")
+    int_at_least("n_boot", n_boot, 20)
     fit = fit_batch(X, y, family=fam, method="pl", lam=fit_lam, warn=False)
     if fit.status[0] != "converged":
         raise ValueError(

@@ -25,8 +25,6 @@ scale.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +37,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import to_numpy
+from ._validation import is_real, positive_int, real_in
 from .batch import fit_batch
 from .families import Family, get_family, sigmoid
 from .objectives import ADVERSARIES
@@ -68,10 +67,6 @@ def _is_binomial(est: Any) -> bool:
     return fam is not None and fam.is_binary
 
 
-def _real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
 class _GLMBase(BaseEstimator):
     """Validation, fitting, prediction and tags shared by both estimators."""
 
@@ -82,18 +77,12 @@ class _GLMBase(BaseEstimator):
     def _check_params(self) -> tuple[Family, dict[str, Any]]:
         fam = get_family(self.family)  # ValueError: unknown family 'x'; expected one of [...]
         lam = self.lam
-        if not (_real(lam) and math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        real_in("lam", lam, 0, rule="a finite number >= 0")
         if not isinstance(self.fit_intercept, bool | np.bool_):
             raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}")
-        if not (_real(self.tol) and self.tol > 0):
+        if not (is_real(self.tol) and self.tol > 0):
             raise ValueError(f"tol must be a positive number, got {self.tol!r}")
-        if not (
-            isinstance(self.max_iter, numbers.Integral)
-            and not isinstance(self.max_iter, bool | np.bool_)
-            and self.max_iter >= 1
-        ):
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        positive_int("max_iter", self.max_iter)
         pp = self.penalty_params
         if pp is None:
             pp = {}
@@ -357,8 +346,7 @@ class GFGSM(_GLMBase):
         self.penalty_params = penalty_params
 
     def _extra_options(self) -> dict[str, Any]:
-        if not (_real(self.clean_weight) and 0.0 <= self.clean_weight <= 1.0):
-            raise ValueError(f"clean_weight must be a number in [0, 1], got {self.clean_weight!r}")
+        real_in("clean_weight", self.clean_weight, 0, 1)
         if self.adversary not in ADVERSARIES:
             raise ValueError(f"adversary must be one of {ADVERSARIES}, got {self.adversary!r}")
         return {

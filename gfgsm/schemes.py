@@ -22,31 +22,14 @@ import math
 from typing import Any
 
 from gfgsm._backend import get_namespace
-from gfgsm.penalties import (
-    L1,
-    DualNorm,
-    Penalty,
-    PowerPenalty,
-    QuantizedPenalty,
-    _build,
-    _check_power_r,
-    _check_q,
-    _positive_int,
-)
+from gfgsm._validation import norm_q, positive_int, power_r
+from gfgsm.penalties import L1, DualNorm, Penalty, PowerPenalty, QuantizedPenalty
+from gfgsm.penalties.base import row_scale
+from gfgsm.penalties.registry import resolve
 
 __all__ = ["Lq", "Power", "Quantized", "Scheme", "Sign", "get_scheme"]
 
 Array = Any
-
-
-def _scaled(g: Array, xp: Any) -> tuple[Array, Array]:
-    """``|g| / ||g||_inf`` per sample (0 on zero rows) and the row maxima (keepdims).
-
-    Dividing by the row's own max makes every scheme invariant to the gradient's scale and keeps
-    powers of huge or tiny gradients from overflowing."""
-    a = xp.abs(g)
-    m = xp.max(a, axis=-1, keepdims=True)
-    return a / xp.where(m > 0, m, 1.0), m
 
 
 class Scheme(abc.ABC):
@@ -108,7 +91,7 @@ class Lq(Scheme):
     name = "lq"
 
     def __init__(self, q: float) -> None:
-        self.q = _check_q(q)
+        self.q = norm_q(q)
         self.norm_q = self.q
         q = self.q
         self.qstar = 1.0 if q == math.inf else (math.inf if q == 1 else q / (q - 1.0))
@@ -121,7 +104,7 @@ class Lq(Scheme):
         q = self.q
         if q == math.inf:
             return xp.sign(g)
-        u, _ = _scaled(g, xp)
+        _, u = row_scale(xp.abs(g), xp)
         if q == 1:
             # u == 1 exactly on the coordinates tied at the max (x / x == 1 in IEEE arithmetic).
             tie = xp.astype(u == 1.0, g.dtype)
@@ -150,14 +133,14 @@ class Power(Scheme):
     name = "power"
 
     def __init__(self, r: float) -> None:
-        self.r = _check_power_r(r)
+        self.r = power_r(r)
 
     def _params(self) -> dict[str, Any]:
         return {"r": self.r}
 
     def direction(self, g: Array) -> Array:
         xp = get_namespace(g)
-        u, _ = _scaled(g, xp)
+        _, u = row_scale(xp.abs(g), xp)
         # u**0 = 1 even at u = 0; sign(0) = 0 then keeps zero coordinates at zero.
         return xp.sign(g) * u ** (self.r - 1.0)
 
@@ -179,14 +162,14 @@ class Quantized(Scheme):
     name = "quantized"
 
     def __init__(self, b: int) -> None:
-        self.b = _positive_int("b", b)
+        self.b = positive_int("b", b, integral_float=True)
 
     def _params(self) -> dict[str, Any]:
         return {"b": self.b}
 
     def direction(self, g: Array) -> Array:
         xp = get_namespace(g)
-        u, _ = _scaled(g, xp)
+        _, u = row_scale(xp.abs(g), xp)
         # Quantize the magnitude b |g_j| / M (same operation order as QuantizedPenalty) and put
         # the sign back: round is odd-symmetric under half-to-even, so this is zeta(b g_j / M).
         v = self.b * u
@@ -218,12 +201,4 @@ def get_scheme(name_or_obj: str | Scheme, **params: Any) -> Scheme:
         for an unknown name (listing the valid ones), missing or unexpected parameters, or an
         out-of-range parameter (naming it and its value).
     """
-    if isinstance(name_or_obj, Scheme):
-        if params:
-            raise ValueError(
-                f"parameters {sorted(params)} cannot be applied to the instance {name_or_obj!r}"
-            )
-        return name_or_obj
-    if not isinstance(name_or_obj, str) or name_or_obj.lower() not in _REGISTRY:
-        raise ValueError(f"unknown scheme {name_or_obj!r}; valid names: {', '.join(_REGISTRY)}")
-    return _build("scheme", _REGISTRY, name_or_obj.lower(), params)
+    return resolve("scheme", _REGISTRY, Scheme, name_or_obj, params)

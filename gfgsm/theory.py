@@ -53,7 +53,8 @@ import numpy as np
 from scipy.special import pdtr, pdtrc
 from scipy.stats import poisson as _poisson
 
-from .designs import SeedLike, _check_count, _root_seed
+from ._validation import positive_int, real_in
+from .designs import SeedLike, _root_seed
 from .dgp import DGP
 
 __all__ = ["FiniteSampleLaw", "LimitLaw", "Quantities", "limit_law", "quantities"]
@@ -393,7 +394,7 @@ def quantities(
         raise ValueError(
             f"method must be 'auto', 'conditional' or 'monte_carlo', got {method!r}"
         )
-    n_mc = _check_count(n_mc, "n_mc")
+    n_mc = positive_int("n_mc", n_mc)
     if n_mc < 2:
         raise ValueError(f"n_mc must be at least 2 to estimate a standard error, got {n_mc}")
     rng = np.random.default_rng(_root_seed(seed))
@@ -505,18 +506,18 @@ class LimitLaw:
 
     def lam_n(self, n: int) -> float:
         """The level at sample size ``n``: ``lam0 / sqrt(n)`` (l1) or ``lam0 n^(r/2 - 1)`` (lr)."""
-        n = _check_count(n, "n")
+        n = positive_int("n", n)
         return self.lam0 * (n ** (self.r / 2.0 - 1.0))
 
     def at_n(self, n: int) -> FiniteSampleLaw:
         """Predicted law of ``theta_hat`` at sample size ``n``."""
-        n = _check_count(n, "n")
+        n = positive_int("n", n)
         return FiniteSampleLaw(n, self.lam_n(n), self.theta0 + self.bias / math.sqrt(n),
                                self.cov / n, self)
 
     def sample(self, m: int, seed: SeedLike = None, backend: str | None = None) -> np.ndarray:
         """``m`` draws of ``U`` (shape (m, p + 1)): ``m`` draws of ``W``, minimised at once."""
-        m = _check_count(m, "m")
+        m = positive_int("m", m)
         rng = np.random.default_rng(_root_seed(seed))
         z = rng.standard_normal((m, self.theta0.size))
         return _argmin_Z(self, z, backend)
@@ -562,8 +563,7 @@ def limit_law(
     n_mc : draws of ``W`` for the moments when a true slope is zero (otherwise closed form).
     quantities_ : precomputed :func:`quantities` (default: computed here with ``seed``).
     """
-    if not (isinstance(lam0, int | float) and math.isfinite(lam0) and lam0 >= 0):
-        raise ValueError(f"lam0 must be a finite number >= 0, got {lam0!r}")
+    real_in("lam0", lam0, 0, rule="a finite number >= 0")
     if method not in ("gfgsm", "pl"):
         raise ValueError(f"unknown method {method!r}; expected 'gfgsm' or 'pl'")
     if penalty == "l1":
@@ -576,7 +576,7 @@ def limit_law(
         r_ = float(r)
     else:
         raise ValueError(f"unknown penalty {penalty!r} for limit_law; expected 'l1' or 'lr'")
-    n_mc = _check_count(n_mc, "n_mc")
+    n_mc = positive_int("n_mc", n_mc)
     q = quantities_ if quantities_ is not None else quantities(dgp, seed=seed)
     theta0 = np.asarray(dgp.theta0, dtype=float)
     beta0 = theta0[1:]
