@@ -68,6 +68,8 @@ from gfgsm.dgp import DGP
 from gfgsm.mc.measures import format_estimate, performance, rate_fit, selection
 from gfgsm.mc.spec import LamRule, MethodSpec, Preset, Study
 
+from ._format import fmt_ci, fmt_interval
+
 FAMILIES = ["binomial", "poisson", "gaussian"]
 #: The three lam rules: key -> (LamRule of G-FGSM, label).  PL uses the same rule times D*phi.
 RULES: dict[str, tuple[LamRule, str]] = {
@@ -177,10 +179,6 @@ def judge(row: pd.Series) -> bool:
     return bool(row["lo"] > -0.5 and SLOW_WINDOW[0] < row["slope"] < SLOW_WINDOW[1])
 
 
-def _fmt_ci(lo: float, hi: float) -> str:
-    return f"[{lo:.3f}, {hi:.3f}]"
-
-
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
@@ -255,7 +253,7 @@ def _figure_coef_slopes(coef: pd.DataFrame, figures: Path) -> Path:
 def _slope_cell(s: float, lo: float, hi: float, scaled: bool) -> str:
     if not np.isfinite(s):
         return "no slope"
-    return f"{s:.3f} {_fmt_ci(lo, hi)}" + ("*" if scaled else "")
+    return fmt_ci(s, lo, hi) + ("*" if scaled else "")
 
 
 def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
@@ -302,7 +300,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     failed = slopes.loc[~slopes["agrees"]]
     if not failed.empty:
         verdict += "; failing: " + "; ".join(
-            f"{r.method} on {r.family} (slope {r.slope:.3f}, CI {_fmt_ci(r.lo, r.hi)})"
+            f"{r.method} on {r.family} (slope {r.slope:.3f}, CI {fmt_interval(r.lo, r.hi)})"
             for r in failed.itertuples())
     verdict += "."
 

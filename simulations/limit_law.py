@@ -56,9 +56,10 @@ import gfgsm.mc
 import gfgsm.report
 from gfgsm.designs import GaussianDesign
 from gfgsm.dgp import DGP
-from gfgsm.mc.measures import format_estimate
 from gfgsm.mc.spec import LamRule, MethodSpec, Preset, Study
 from gfgsm.theory import limit_law, quantities
+
+from ._format import fmt_estimate
 
 #: True slopes of the two designs; "sparse" has one true zero (the limit's point mass).
 DESIGNS: dict[str, tuple[float, ...]] = {"dense": (1.0, -0.5), "sparse": (1.0, 0.0, -0.5)}
@@ -359,10 +360,6 @@ def _cov_figure(a: Analysis, figures: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def _fmt(v: float, s: float) -> str:
-    return format_estimate(float(v), float(s))
-
-
 def _table(a: Analysis) -> pd.DataFrame:
     n1, n2 = a.sizes
     var = a.cov[a.cov.diag].copy()
@@ -380,13 +377,14 @@ def _table(a: Analysis) -> pd.DataFrame:
         has_p0 = "limit_p0" in d and not pd.isna(d["limit_p0"])
         rows.append({
             "family": r.family, "design": r.design, "method": r.method, "coef": r.param,
-            "mean: limit": _fmt(r.limit, r.limit_se),
-            f"mean: n={n1}": _fmt(r.m1, r.se1), f"mean: n={n2}": _fmt(r.m2, r.se2),
-            "mean: extrap.": _fmt(r.ext, r.se_ext), "z": f"{r.z:.2f}",
-            "var: limit": _fmt(r.limit_v, r.limit_se_v), "var: extrap.": _fmt(r.ext_v, r.se_ext_v),
+            "mean: limit": fmt_estimate(r.limit, r.limit_se),
+            f"mean: n={n1}": fmt_estimate(r.m1, r.se1), f"mean: n={n2}": fmt_estimate(r.m2, r.se2),
+            "mean: extrap.": fmt_estimate(r.ext, r.se_ext), "z": f"{r.z:.2f}",
+            "var: limit": fmt_estimate(r.limit_v, r.limit_se_v),
+            "var: extrap.": fmt_estimate(r.ext_v, r.se_ext_v),
             "z (var)": f"{r.z_v:.2f}", f"KS D (p), n={n2}": f"{r.D:.3f} ({r.p:.3f})",
-            "P(U=0): limit": _fmt(d["limit_p0"], d["limit_se_p0"]) if has_p0 else "",
-            "P(U=0): extrap.": _fmt(d["ext_p0"], d["se_ext_p0"]) if has_p0 else "",
+            "P(U=0): limit": fmt_estimate(d["limit_p0"], d["limit_se_p0"]) if has_p0 else "",
+            "P(U=0): extrap.": fmt_estimate(d["ext_p0"], d["se_ext_p0"]) if has_p0 else "",
         })
     return pd.DataFrame(rows)
 
@@ -452,10 +450,11 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
     ).reset_index()
     if len(a.p0):
         p0t = a.p0.assign(**{
-            "P(U=0) limit": [_fmt(v, s) for v, s in zip(a.p0.limit, a.p0.limit_se, strict=True)],
-            f"n={n1}": [_fmt(v, s) for v, s in zip(a.p0.m1, a.p0.se1, strict=True)],
-            f"n={n2}": [_fmt(v, s) for v, s in zip(a.p0.m2, a.p0.se2, strict=True)],
-            "extrap.": [_fmt(v, s) for v, s in zip(a.p0.ext, a.p0.se_ext, strict=True)],
+            "P(U=0) limit": [fmt_estimate(v, s)
+                             for v, s in zip(a.p0.limit, a.p0.limit_se, strict=True)],
+            f"n={n1}": [fmt_estimate(v, s) for v, s in zip(a.p0.m1, a.p0.se1, strict=True)],
+            f"n={n2}": [fmt_estimate(v, s) for v, s in zip(a.p0.m2, a.p0.se2, strict=True)],
+            "extrap.": [fmt_estimate(v, s) for v, s in zip(a.p0.ext, a.p0.se_ext, strict=True)],
             "z": [f"{z:.2f}" for z in a.p0.z],
         })[["family", "design", "method", "param", "P(U=0) limit", f"n={n1}", f"n={n2}",
             "extrap.", "z"]]

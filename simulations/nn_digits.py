@@ -124,6 +124,8 @@ from gfgsm.nn.attacks import (
 from gfgsm.nn.study import NetworkMethod
 from gfgsm.nn.training import NetworkFit
 
+from ._format import fmt_ci
+
 __all__ = [
     "ATTACK_KEY",
     "STUDY",
@@ -519,10 +521,6 @@ def _figure_steps(summ: pd.DataFrame, figures: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 # section
 # --------------------------------------------------------------------------------------------
-def _ci(mean: float, lo: float, hi: float, fmt: str = ".3f") -> str:
-    return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
-
-
 def _accuracy_table(summ: pd.DataFrame) -> pd.DataFrame:
     idx = summ.set_index(["method", "experiment", "attack", "b", "eps", "steps"])
     cols: list[tuple[str, tuple[str, str, int, float, int]]] = [("clean", ("clean", CLEAN, 0,
@@ -537,7 +535,7 @@ def _accuracy_table(summ: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {"method": m}
         for label, key in cols:
             k = (m, *key)
-            row[label] = _ci(*idx.loc[k, ["accuracy", "lo", "hi"]]) if k in idx.index else ""
+            row[label] = fmt_ci(*idx.loc[k, ["accuracy", "lo", "hi"]]) if k in idx.index else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -556,7 +554,7 @@ def _diff_table(diffs: pd.DataFrame) -> pd.DataFrame:
             for k in TABLE_K:
                 if k in e.index:
                     r = e.loc[k]
-                    row[f"k={k}"] = _ci(r["diff_pp"], r["lo"], r["hi"], ".1f")
+                    row[f"k={k}"] = fmt_ci(r["diff_pp"], r["lo"], r["hi"], ".1f")
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -177,6 +177,8 @@ from gfgsm.mc.spec import LamRule, Preset, Study
 from gfgsm.nn.study import NetworkMethod
 from gfgsm.nn.teacher import TeacherNetwork
 
+from ._format import fmt_ci, plain_log_axis
+
 D = 5
 #: Seed of the fixed antithetic test sample of inputs (independent of the study seed).
 TEST_SEED = 20240601
@@ -418,14 +420,6 @@ def analyse(df: pd.DataFrame) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
-def _plain_log_axis(axis: Any, ticks: Any) -> None:
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    axis.set_major_locator(FixedLocator(list(ticks)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
 def _lines(ax: Any, data: pd.DataFrame, y: str, yse: str, methods: list[str], color: Any,
            scale: Any = 1.0) -> None:
     k_of = {m.name: k for k, m in enumerate(METHODS)}
@@ -442,7 +436,7 @@ def _lines(ax: Any, data: pd.DataFrame, y: str, yse: str, methods: list[str], co
                     color=color, ms=4, lw=1, capsize=2, mfc="white" if k % 2 else color,
                     label=method)
     ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis, ms)
+    plain_log_axis(ax.xaxis, ms)
 
 
 def _figure_risk(risk: pd.DataFrame, figures: Path) -> Path:
@@ -529,7 +523,7 @@ def _figure_calibration(cal: pd.DataFrame, figures: Path) -> Path:
 # section
 # --------------------------------------------------------------------------------------------
 def _ci(r: Any, lo: str = "ci_low", hi: str = "ci_high") -> str:
-    return f"{r['slope']:.2f} [{r[lo]:.2f}, {r[hi]:.2f}]"
+    return fmt_ci(r["slope"], r[lo], r[hi], ".2f")
 
 
 def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,

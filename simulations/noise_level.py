@@ -62,6 +62,8 @@ from gfgsm.mc.measures import format_estimate
 from gfgsm.mc.spec import LamRule, MethodSpec, Preset, Study
 from gfgsm.theory import quantities
 
+from ._format import fmt_ci, fmt_ci_words, plain_log_axis
+
 ESTIMATORS = {"G-FGSM": "gfgsm", "PL": "pl"}
 #: Exponents k of the lattice lam0 = 2^(k/4) used by each estimator.
 GRID_K = {"G-FGSM": range(-12, 5), "PL": range(-18, 13)}
@@ -228,15 +230,6 @@ def analyse(df: pd.DataFrame, seed: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
-def _plain_log_axis(axis: Any, ticks: Any) -> None:
-    """Log axis with ticks at ``ticks`` labelled as plain numbers (no minor labels)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    axis.set_major_locator(FixedLocator(list(ticks)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
 _NICE = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]
 
 
@@ -268,8 +261,8 @@ def _figure_curves(curves: pd.DataFrame, best: pd.DataFrame, figures: Path) -> P
             lo = sub["scaled_error"].min()
             ax.set_ylim(0.9 * lo, 2.2 * lo)
             ax.set_xscale("log")
-            _plain_log_axis(ax.xaxis, [t for t in _NICE if sub["lam0"].min() <= t
-                                       <= sub["lam0"].max()])
+            plain_log_axis(ax.xaxis, [t for t in _NICE if sub["lam0"].min() <= t
+                                      <= sub["lam0"].max()])
             ax.set_xlabel(f"lam0 = sqrt(n) lam (log scale; n = {n})")
             ax.set_ylabel("n E||beta_hat - beta0||^2 / sigma^2")
             ax.set_title(f"{est}, n = {n}: error against lam")
@@ -295,13 +288,13 @@ def _figure_best(best: pd.DataFrame, slopes: pd.DataFrame, figures: Path) -> Pat
                         yerr=[y - d["ci_low"], d["ci_high"] - y],
                         marker=gfgsm.report.MARKERS[k], dashes=gfgsm.report.DASHES[j],
                         color=color, ms=5, lw=1, capsize=3, mfc="white" if k else color,
-                        label=f"{est}, n = {n}: slope {s['slope']:.2f} "
-                              f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]")
+                        label=f"{est}, n = {n}: slope "
+                              f"{fmt_ci(s['slope'], s['ci_low'], s['ci_high'], '.2f')}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain_log_axis(ax.xaxis, sorted(best["sigma"].unique()))
-    _plain_log_axis(ax.yaxis, [t for t in _NICE if best["ci_low"].min() / 1.5 <= t
-                               <= best["ci_high"].max() * 1.5])
+    plain_log_axis(ax.xaxis, sorted(best["sigma"].unique()))
+    plain_log_axis(ax.yaxis, [t for t in _NICE if best["ci_low"].min() / 1.5 <= t
+                              <= best["ci_high"].max() * 1.5])
     ax.set_xlabel("noise SD sigma (log scale)")
     ax.set_ylabel("best lam0 = sqrt(n) lam (log scale)")
     ax.set_title("Best lam against sigma (95% bootstrap CIs)")
@@ -335,7 +328,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
 
     def sl(est: str) -> str:
         r = decide.loc[est]
-        return f"{r['slope']:.3f} (95% CI {r['ci_low']:.3f} to {r['ci_high']:.3f})"
+        return fmt_ci_words(r["slope"], r["ci_low"], r["ci_high"])
 
     sig = sorted(best["sigma"].unique())
     parts = [f"{sl(e)} for {e}" for e in ESTIMATORS if e in decide.index]
@@ -348,7 +341,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     others = slopes[slopes["n"] != n_max]
     if not others.empty:
         verdict += " (" + "; ".join(
-            f"n = {r.n}: {r.estimator} {r.slope:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+            f"n = {r.n}: {r.estimator} {fmt_ci(r.slope, r.ci_low, r.ci_high, '.2f')}"
             for r in others.itertuples()) + ")"
     verdict += "."
 
@@ -360,7 +353,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
                  for r in best.itertuples()])
     best_tab = pd.DataFrame({
         "n": best["n"], "sigma": best["sigma"], "estimator": best["estimator"],
-        "best lam0 [95% CI]": [f"{r.best_lam0:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]"
+        "best lam0 [95% CI]": [fmt_ci(r.best_lam0, r.ci_low, r.ci_high, ".3g")
                                + (" (grid edge)" if r.best_at_edge else "")
                                for r in best.itertuples()],
         "best lam0 / sigma": best["best_lam0"] / best["sigma"],
@@ -372,7 +365,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     }).sort_values(["n", "estimator", "sigma"]).reset_index(drop=True)
     slope_tab = pd.DataFrame({
         "n": slopes["n"], "estimator": slopes["estimator"],
-        "slope [95% CI]": [f"{r.slope:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+        "slope [95% CI]": [fmt_ci(r.slope, r.ci_low, r.ci_high)
                            for r in slopes.itertuples()],
         "bootstrap SE": slopes["boot_se"],
         "theory": slopes["target"],

@@ -54,8 +54,9 @@ import pandas as pd
 
 import gfgsm
 from gfgsm.families import get_family
-from gfgsm.mc.measures import format_estimate
 from gfgsm.report import DASHES, MARKERS, Section, markdown_table, save_figure, style
+
+from ._format import fmt_estimate
 
 __all__ = [
     "CONFIG",
@@ -462,10 +463,6 @@ def _cv_figure(results: list[Result], figures: Path) -> Path:
     return save_figure(fig, figures, "real_data_cv")
 
 
-def _fmt(v: float, s: float) -> str:
-    return format_estimate(float(v), float(s))
-
-
 def _tables(results: list[Result]) -> tuple[pd.DataFrame, pd.DataFrame]:
     cv_rows, sn_rows = [], []
     for r in results:
@@ -478,8 +475,8 @@ def _tables(results: list[Result]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "p": r.data.X.shape[1], "estimator": which,
                 "lam_min": float(lam[i_min]), "lam_1se": float(lam[i_1se]),
                 "lam_min (G-FGSM scale)": float(r.lam_g[i_min]),
-                "CV deviance at lam_min (SE)": _fmt(cv.mean[i_min], cv.se[i_min]),
-                "CV deviance at lam = 0 (SE)": (_fmt(cv.mean[-1], cv.se[-1])
+                "CV deviance at lam_min (SE)": fmt_estimate(cv.mean[i_min], cv.se[i_min]),
+                "CV deviance at lam = 0 (SE)": (fmt_estimate(cv.mean[-1], cv.se[-1])
                                                 if np.isfinite(cv.mean[-1]) else "no MLE"),
                 "nonzero at lam_min": int(np.sum(np.asarray(path.coef)[i_min] != 0)),
                 "all slopes 0 from (G-FGSM scale)": _first_zero(
@@ -493,7 +490,7 @@ def _tables(results: list[Result]) -> tuple[pd.DataFrame, pd.DataFrame]:
         sn_rows.append({
             "data": r.data.key, "fit_lam": sn.fit_lam, "D phi": r.scale,
             "Wald chi2": sn.wald, "df": sn.df, "p-value": sn.pvalue,
-            "largest abs(z): V (SE)": f"{sn.names[j]}: {_fmt(sn.V[j], sn.se[j])}",
+            "largest abs(z): V (SE)": f"{sn.names[j]}: {fmt_estimate(sn.V[j], sn.se[j])}",
             "lam_cv (G-FGSM)": g["lam_cv"],
             "predicted extra bias, l2": g["pred_cv"],
             "observed gap G - PL, l2": g["gap_cv"],

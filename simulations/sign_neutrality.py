@@ -65,9 +65,10 @@ import gfgsm.mc
 import gfgsm.report
 from gfgsm.designs import GaussianDesign
 from gfgsm.dgp import DGP
-from gfgsm.mc.measures import format_estimate
 from gfgsm.mc.spec import LamRule, MethodSpec, Preset, Study
 from gfgsm.theory import quantities
+
+from ._format import fmt_estimate
 
 # --------------------------------------------------------------------------------------------
 # errors with controllable skewness
@@ -409,10 +410,6 @@ def _scatter_figure(a: Analysis, figures: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def _fmt(v: float, s: float) -> str:
-    return format_estimate(float(v), float(s))
-
-
 def _axis_text(r: Any) -> str:
     if r.family == "binomial":
         return f"a0 = {r.axis:g} (P(y=1) = {r.balance:.2f})"
@@ -465,11 +462,11 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
                    f"curve with {track}.")
     table = pd.DataFrame({
         "family": c.family, "axis": [_axis_text(r) for r in c.itertuples()], "coef": c.param,
-        "V": [_fmt(v, s) for v, s in zip(c.V, c.se_V, strict=True)],
-        "predicted": [_fmt(v, s) for v, s in zip(c.pred, c.se_pred, strict=True)],
-        f"n={n1}": [_fmt(v, s) for v, s in zip(c.m1, c.se1, strict=True)],
-        f"n={n2}": [_fmt(v, s) for v, s in zip(c.m2, c.se2, strict=True)],
-        "extrap.": [_fmt(v, s) for v, s in zip(c.ext, c.se_ext, strict=True)],
+        "V": [fmt_estimate(v, s) for v, s in zip(c.V, c.se_V, strict=True)],
+        "predicted": [fmt_estimate(v, s) for v, s in zip(c.pred, c.se_pred, strict=True)],
+        f"n={n1}": [fmt_estimate(v, s) for v, s in zip(c.m1, c.se1, strict=True)],
+        f"n={n2}": [fmt_estimate(v, s) for v, s in zip(c.m2, c.se2, strict=True)],
+        "extrap.": [fmt_estimate(v, s) for v, s in zip(c.ext, c.se_ext, strict=True)],
         "z": [f"{z:.2f}" for z in c.z],
         f"share of prediction at n={n2}": [
             f"{m / p:.2f}" if abs(p) > 4 * sp and abs(p) > 0 else ""
@@ -494,7 +491,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
         "skewness since E x = 0; the binomial intercept at a0 = 0, a balanced symmetric design) "
         f"the extrapolated difference is within {abs(neu_worst.z):.2f} SE of 0 at worst "
         f"({neu_worst.family} {_axis_text(neu_worst)} {neu_worst.param}: "
-        f"{_fmt(neu_worst.ext, neu_worst.se_ext)}). At a0 = 0 the binomial slopes keep a "
+        f"{fmt_estimate(neu_worst.ext, neu_worst.se_ext)}). At a0 = 0 the binomial slopes keep a "
         "nonzero predicted difference: V is a property of the whole design, not only of the "
         "class balance (docs/theory.md s.5).\n\n"
         f"**The finite-n term.** The difference of the two estimators has almost no sampling "

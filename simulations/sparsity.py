@@ -81,8 +81,10 @@ import gfgsm.report as rep
 from gfgsm.designs import GaussianDesign
 from gfgsm.dgp import DGP
 from gfgsm.mc import load
-from gfgsm.mc.measures import format_estimate, selection
+from gfgsm.mc.measures import selection
 from gfgsm.mc.spec import LamRule, MethodSpec, Preset, Study
+
+from ._format import fmt_ci_words, fmt_estimate_or_na
 
 # --------------------------------------------------------------------------------------------
 # design
@@ -373,14 +375,14 @@ def _ordered(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return frame.sort_values(by, key=lambda s: s.map(rank[s.name]) if s.name in rank else s)
 
 
-def _fmt(v: float, se: float) -> str:
-    if not np.isfinite(v):
-        return "NA"
-    return format_estimate(v, se) if np.isfinite(se) and se > 0 else f"{v:.3g}"
+def _cells(frame: pd.DataFrame, col: str) -> list[str]:
+    """``frame[col]`` with its MCSE ``frame[col + "_mcse"]``, one cell per row."""
+    return [fmt_estimate_or_na(v, s) for v, s in zip(frame[col], frame[f"{col}_mcse"],
+                                                     strict=True)]
 
 
 def _ci(r: Mapping[str, Any]) -> str:
-    return f"{r['diff']:+.2f} (95% CI {r['lo']:+.2f} to {r['hi']:+.2f})"
+    return fmt_ci_words(r["diff"], r["lo"], r["hi"], "+.2f")
 
 
 def build_section(study: Study, preset: str, results: Path, figures: Path) -> rep.Section:
@@ -521,21 +523,12 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     main = pd.DataFrame({
         "design": tab["design"], "n": tab["n"], "estimator": tab["estimator"],
         "penalty": tab["penalty"],
-        "correct zeros (of 5)": [_fmt(v, s) for v, s in zip(tab["correct_zeros"],
-                                                            tab["correct_zeros_mcse"],
-                                                            strict=True)],
-        "incorrect zeros (of 3)": [_fmt(v, s) for v, s in zip(tab["incorrect_zeros"],
-                                                              tab["incorrect_zeros_mcse"],
-                                                              strict=True)],
-        "P(exact support)": [_fmt(v, s) for v, s in zip(tab["exact_support"],
-                                                        tab["exact_support_mcse"],
-                                                        strict=True)],
-        "median ME": [_fmt(v, s) for v, s in zip(tab["me_median"], tab["me_median_mcse"],
-                                                 strict=True)],
-        "mean ME": [_fmt(v, s) for v, s in zip(tab["me_mean"], tab["me_mean_mcse"],
-                                               strict=True)],
-        "median RME": [_fmt(v, s) for v, s in zip(tab["rme_median"], tab["rme_median_mcse"],
-                                                  strict=True)],
+        "correct zeros (of 5)": _cells(tab, "correct_zeros"),
+        "incorrect zeros (of 3)": _cells(tab, "incorrect_zeros"),
+        "P(exact support)": _cells(tab, "exact_support"),
+        "median ME": _cells(tab, "me_median"),
+        "mean ME": _cells(tab, "me_mean"),
+        "median RME": _cells(tab, "rme_median"),
         "median g": [f"{v:.3g}" for v in tab["mult_median"]],
         "g at grid edge": [f"{v:.2f}" for v in tab["at_grid_edge"]],
         "non-converged": [f"{v:.3f}" for v in tab["nonconverged_share"]],
@@ -543,10 +536,8 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     refs = _ordered(mes[mes["estimator"] == "reference"], ["design", "n", "method"])
     ref_tab = pd.DataFrame({
         "design": refs["design"], "n": refs["n"], "method": refs["method"],
-        "median ME": [_fmt(v, s) for v, s in zip(refs["me_median"], refs["me_median_mcse"],
-                                                 strict=True)],
-        "mean ME": [_fmt(v, s) for v, s in zip(refs["me_mean"], refs["me_mean_mcse"],
-                                               strict=True)],
+        "median ME": _cells(refs, "me_median"),
+        "mean ME": _cells(refs, "me_mean"),
         "non-converged (MLE: does not exist)": [f"{v:.3f}" for v in refs["nonconverged_share"]],
     })
     c1_tab = _ordered(c1, ["estimator", "penalty", "design", "n"])

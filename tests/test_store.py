@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gfgsm.mc import store as store_mod
 from gfgsm.mc.store import ChunkIntegrityWarning, ResultStore, load
+from gfgsm.mc.store import atomic as atomic_mod
+from gfgsm.mc.store import store as store_mod
 
 MANIFEST = {
     "study_hash": "h-aaaa",
@@ -109,7 +110,7 @@ def test_crash_in_replace_leaves_nothing_under_final_name(tmp_path, monkeypatch)
     def crash(src, dst):
         raise OSError("simulated crash before rename")
 
-    monkeypatch.setattr(store_mod.os, "replace", crash)
+    monkeypatch.setattr(atomic_mod.os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
         store.write_chunk(0, 0, 2, frame(0, 0, 2))
     monkeypatch.undo()
@@ -125,7 +126,7 @@ def test_crash_midway_through_write_leaves_nothing(tmp_path, monkeypatch):
         real_write(fd, bytes(data[: len(data) // 2]))
         raise OSError("simulated crash while writing")
 
-    monkeypatch.setattr(store_mod.os, "write", half_then_crash)
+    monkeypatch.setattr(atomic_mod.os, "write", half_then_crash)
     with pytest.raises(OSError, match="while writing"):
         store.write_chunk(0, 0, 2, frame(0, 0, 2))
     monkeypatch.undo()
@@ -255,7 +256,7 @@ def test_unwritable_directory(tmp_path, monkeypatch):
                 ResultStore.create_or_open(target / "out", MANIFEST)
         # root ignores permission bits: check the message of the early check by making
         # os.access report the directory read-only
-        monkeypatch.setattr(store_mod.os, "access", lambda *a, **k: False)
+        monkeypatch.setattr(atomic_mod.os, "access", lambda *a, **k: False)
         with pytest.raises(PermissionError, match="not writable") as info:
             ResultStore.create_or_open(target / "out", MANIFEST)
         assert str(target / "out") in str(info.value)

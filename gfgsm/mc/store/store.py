@@ -1,46 +1,11 @@
-"""The results store of a study run: one directory, atomic verified Parquet chunks, resumable.
-
-Layout of a store directory::
-
-    <out>/
-        manifest.json                             # study definition, hash, seed, preset, versions
-        runs.json                                 # one record per (resumed) run, appended
-        chunks/
-            c0003_r0000100-0000200.parquet        # tidy results of condition 3, reps 100..199
-            c0003_r0000100-0000200.done           # marker: SHA-256, rows, bytes, seconds
-
-Every file is written to a temporary name in its final directory, flushed and ``fsync``-ed,
-then moved over the final name with :func:`os.replace` and the directory is ``fsync``-ed, so a
-crash leaves either the old state or the new one, never a partial file under a final name.
-A chunk counts as done only when its marker exists *and* the Parquet file's current bytes
-hash to the SHA-256 the marker records *and* the row count matches: a chunk whose marker is
-missing (crash between the two renames), or whose file was truncated or altered, is not done;
-:meth:`ResultStore.is_done` deletes it so that the runner recomputes it.
-
-A store belongs to exactly one study definition: :meth:`ResultStore.create_or_open` refuses a
-directory whose manifest records another ``study_hash``, preset or seed, because those change
-the numbers and mixed chunks could not be told apart afterwards.  For the same reason chunk
-boundaries are exact: a chunk is looked up by its exact ``(condition, start, stop)``, and a
-chunk whose replication range overlaps a different stored chunk of the same condition (a
-resume with another chunk size) is refused by :meth:`ResultStore.is_done`,
-:meth:`ResultStore.write_chunk` and :func:`load` rather than silently double counted.
-
-The store is written by a single process (the runner's parent process; workers only return
-DataFrames).  :func:`load` only reads: it skips and warns about invalid chunks without
-deleting anything, so it is safe to call on a store that a run is still writing.
-"""
+"""The results store itself (:class:`ResultStore`) and :func:`load`, which reads a study."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
-import json
 import math
-import operator
 import os
-import re
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -51,288 +16,47 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["ChunkIntegrityWarning", "ResultStore", "load"]
+from .atomic import (
+    _atomic_write_bytes,
+    _check_writable_target,
+    _fsync_dir,
+    _is_tmp,
+    _json_bytes,
+    _probe_writable,
+    _read_json,
+    _unlink,
+)
+from .manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    _identity_mismatch,
+    _load_manifest,
+    _normalise,
+    _validate_manifest,
+    _warn_environment_change,
+    library_versions,
+)
+from .schema import (
+    _CHUNK_RE,
+    ChunkKey,
+    _check_key,
+    _chunk_stem,
+    _conform,
+    _describe,
+    _parquet_bytes,
+    _read_parquet_bytes,
+    _to_table,
+)
 
-#: Version of the on-disk layout; bumped when files written by an older layout can't be read.
-FORMAT_VERSION = 1
-FORMAT_NAME = "gfgsm.mc.ResultStore"
-
-MANIFEST = "manifest.json"
 RUNS = "runs.json"
 CHUNKS = "chunks"
-#: Manifest entries a store is identified by: each one changes the numbers of every chunk.
-#: What must agree for a run to add chunks to a store: the definition, and the random-number
-#: generator that drew its data (a store drawn another way is refused, never mixed).
-IDENTITY_KEYS = ("study_hash", "preset", "seed", "generator")
-REQUIRED_KEYS = ("study_hash", "study", "seed", "preset", "backend")
 #: Columns ``load`` sorts by (those present), so that its output does not depend on chunking.
 SORT_KEYS = ("condition", "rep", "method", "param")
-
-_CHUNK_RE = re.compile(r"^c(\d{4,})_r(\d{7,})-(\d{7,})\.(parquet|done)$")
-_TMP_SUFFIX = ".tmp"
-#: Parquet writer options.  Fixed codec and format version so that identical tables give
-#: byte-identical files (Parquet writes no timestamps; ``created_by`` is the pyarrow version);
-#: page checksums let readers detect corrupted pages even without the marker's hash.
-_PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 3,
-    "version": "2.6",
-    "write_page_checksum": True,
-    "write_statistics": True,
-    "use_dictionary": True,
-}
-
-ChunkKey = tuple[int, int, int]
 
 
 class ChunkIntegrityWarning(UserWarning):
     """A stored chunk failed verification (missing marker, bad hash, truncated, ...)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Low-level durable file operations
-# ---------------------------------------------------------------------------------------------
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the directory entry changes (renames, unlinks) made in ``directory``."""
-    # Without this a power loss after os.replace can resurrect the old name on some filesystems.
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # pragma: no cover - platforms that cannot open directories (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` holds either its old content or ``data``.
-
-    The temporary file lives in the same directory as ``path`` because :func:`os.replace` is
-    atomic only within one filesystem.
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            view = memoryview(data)
-            while view:  # a loop because os.write may write fewer bytes than asked
-                written = os.write(fh.fileno(), view)
-                view = view[written:]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Never leave the temporary behind: it is invisible to readers but wastes space.
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _json_bytes(obj: Any) -> bytes:
-    """Canonical strict JSON (sorted keys, fixed indentation, no NaN/Infinity literals), so that
-    equal data gives equal files that any JSON parser reads."""
-    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
-
-
-def _read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-# ---------------------------------------------------------------------------------------------
-# Manifest
-# ---------------------------------------------------------------------------------------------
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of everything that can change the stored numbers or files."""
-    import platform
-
-    import numpy
-    import scipy
-
-    import gfgsm  # imported here: gfgsm/__init__ may import this module while initialising
-
-    return {
-        "gfgsm": str(getattr(gfgsm, "__version__", "unknown")),
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "pandas": pd.__version__,
-        "pyarrow": pa.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def _normalise(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists, ...), for comparisons."""
-    return json.loads(json.dumps(value, sort_keys=True))
-
-
-def _validate_manifest(manifest: Any) -> dict[str, Any]:
-    if not isinstance(manifest, Mapping):
-        raise TypeError(f"manifest must be a dict, got {type(manifest).__name__}")
-    missing = [k for k in REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise ValueError(f"manifest lacks required key(s) {missing}; it must hold "
-                         f"{list(REQUIRED_KEYS)}")
-    if not isinstance(manifest["study_hash"], str) or not manifest["study_hash"]:
-        raise ValueError(f"manifest['study_hash'] must be a non-empty string, "
-                         f"got {manifest['study_hash']!r}")
-    try:
-        out = _normalise(dict(manifest))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"manifest is not JSON-serialisable: {exc}") from exc
-    return out
-
-
-def _identity_mismatch(path: Path, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
-    """The error message for a store written by another study definition, or ``""``."""
-    diffs = [k for k in IDENTITY_KEYS if stored.get(k) != wanted.get(k)]
-    if not diffs:
-        return ""
-    lines = [f"the results store {str(path)!r} was written by a different study definition; "
-             "refusing to mix its chunks with this run's."]
-    for k in diffs:
-        lines.append(f"  {k}: store has {stored.get(k)!r}, this run has {wanted.get(k)!r}")
-    lines.append("Choose another --out directory (or delete this one to start afresh).")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# DataFrame <-> Parquet
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_key(c: Any, start: Any, stop: Any) -> ChunkKey:
-    try:
-        if any(isinstance(v, bool) for v in (c, start, stop)):
-            raise TypeError
-        key = (operator.index(c), operator.index(start), operator.index(stop))
-    except TypeError:
-        raise TypeError(f"chunk (condition, start, stop) must be integers, "
-                        f"got ({c!r}, {start!r}, {stop!r})") from None
-    if key[0] < 0 or key[1] < 0 or key[1] >= key[2]:
-        raise ValueError(f"invalid chunk (condition={key[0]}, start={key[1]}, stop={key[2]}): "
-                         "need condition >= 0 and 0 <= start < stop")
-    return key
-
-
-def _chunk_stem(key: ChunkKey) -> str:
-    c, start, stop = key
-    return f"c{c:04d}_r{start:07d}-{stop:07d}"
-
-
-def _describe(key: ChunkKey) -> str:
-    return f"condition {key[0]}, replications [{key[1]}, {key[2]})"
-
-
-def _to_table(df: pd.DataFrame, key: ChunkKey) -> pa.Table:
-    """Validate a chunk's DataFrame and convert it, without its (meaningless) index."""
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"chunk {_describe(key)}: results must be a pandas DataFrame, "
-                        f"got {type(df).__name__}")
-    bad = [col for col in df.columns if not isinstance(col, str)]
-    if bad:
-        raise TypeError(f"chunk {_describe(key)}: column names must be strings, got {bad!r}")
-    dup = sorted({col for col in df.columns if list(df.columns).count(col) > 1})
-    if dup:
-        raise ValueError(f"chunk {_describe(key)}: duplicate column names {dup}")
-    c, start, stop = key
-    # Rows labelled with another condition or replication would silently corrupt the study.
-    if "condition" in df.columns and len(df) and not (df["condition"] == c).all():
-        found = sorted(pd.unique(df["condition"]).tolist())
-        raise ValueError(f"chunk {_describe(key)}: its 'condition' column holds {found}, "
-                         f"expected only {c}")
-    if "rep" in df.columns and len(df):
-        rep = pd.to_numeric(df["rep"], errors="coerce")
-        if rep.isna().any() or (rep < start).any() or (rep >= stop).any():
-            raise ValueError(f"chunk {_describe(key)}: its 'rep' column holds values outside "
-                             f"[{start}, {stop}) (min {rep.min()}, max {rep.max()})")
-    # Neither the index (a by-product of how the caller built the frame) nor ``df.attrs``
-    # (pyarrow would store them in the pandas metadata) are results; storing them would make
-    # equal results give different files.
-    df = df.copy(deep=False)
-    df.attrs = {}
-    try:
-        return pa.Table.from_pandas(df, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise TypeError(f"chunk {_describe(key)}: cannot store the results as Parquet: "
-                        f"{exc}") from exc
-
-
-def _castable(src: pa.DataType, dst: pa.DataType) -> bool:
-    """Whether ``src`` may be widened to ``dst`` without changing any value's meaning."""
-    if pa.types.is_null(src):
-        return True
-    if pa.types.is_integer(src):
-        return pa.types.is_integer(dst) or pa.types.is_floating(dst)
-    if pa.types.is_floating(src):
-        return pa.types.is_floating(dst)
-    strings = (pa.types.is_string, pa.types.is_large_string)
-    return any(f(src) for f in strings) and any(f(dst) for f in strings)
-
-
-def _conform(table: pa.Table, ref: pa.Schema, key: ChunkKey) -> pa.Table:
-    """``table`` with the column order and types of the store's first chunk.
-
-    Keeps dtypes stable across chunks: a column that happens to be all-missing (null type) or
-    integer-valued in one chunk is widened to the stored type; anything else is an error,
-    because silently re-typing would make the loaded results depend on the chunking.
-    """
-    names, ref_names = set(table.schema.names), set(ref.names)
-    if names != ref_names:
-        raise ValueError(
-            f"chunk {_describe(key)}: its columns differ from the chunks already stored: "
-            f"missing {sorted(ref_names - names)}, unexpected {sorted(names - ref_names)}")
-    table = table.select(ref.names)
-    if table.schema.equals(ref, check_metadata=False):
-        return table
-    columns, changed, bad = [], False, []
-    for field in ref:
-        col = table.column(field.name)
-        if col.type == field.type or pa.types.is_null(field.type):
-            columns.append(col)
-        elif _castable(col.type, field.type):
-            try:
-                columns.append(col.cast(field.type, safe=True))
-                changed = True
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                bad.append(f"{field.name!r}: {col.type} (stored chunks: {field.type})")
-        else:
-            bad.append(f"{field.name!r}: {col.type} (stored chunks: {field.type})")
-    if bad:
-        raise ValueError(f"chunk {_describe(key)}: column types differ from the chunks already "
-                         f"stored and cannot be widened safely: {'; '.join(bad)}")
-    if not changed:
-        return table
-    # Round trip through pandas so that the pandas metadata describes the widened types.
-    widened = pa.Table.from_arrays(columns, names=list(ref.names)).to_pandas()
-    return pa.Table.from_pandas(widened, preserve_index=False)
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **_PARQUET_OPTIONS)
-    return sink.getvalue().to_pybytes()
-
-
-def _read_parquet_bytes(data: bytes) -> pa.Table:
-    return pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,7 +65,7 @@ def _read_parquet_bytes(data: bytes) -> pa.Table:
 
 
 class ResultStore:
-    """One study run's results directory (see the module docstring for the layout).
+    """One study run's results directory (see :mod:`gfgsm.mc.store` for the layout).
 
     Create or reopen one with :meth:`create_or_open` (for writing) or :meth:`open` (read-only
     use); read the whole study with :func:`load`.
@@ -721,33 +445,6 @@ class ResultStore:
         return runs
 
 
-# ---------------------------------------------------------------------------------------------
-# Helpers of ResultStore
-# ---------------------------------------------------------------------------------------------
-
-
-def _is_tmp(p: Path) -> bool:
-    return p.name.startswith(".") and p.name.endswith(_TMP_SUFFIX)
-
-
-def _probe_writable(directory: Path) -> None:
-    """Fail now, before any simulation work, if files cannot be created in ``directory``.
-
-    ``os.access`` is not enough (root passes it; a read-only mount may not show), so a
-    temporary file is actually created and removed.
-    """
-    try:
-        fd, name = tempfile.mkstemp(prefix=".probe.", suffix=_TMP_SUFFIX, dir=directory)
-        os.close(fd)
-        os.unlink(name)
-    except PermissionError as exc:
-        raise PermissionError(f"the results directory {str(directory)!r} is not writable "
-                              f"({exc.strerror}); choose another --out directory") from exc
-    except OSError as exc:
-        raise OSError(exc.errno, f"the results directory {str(directory)!r} is not writable "
-                      f"({exc.strerror}); choose another --out directory") from exc
-
-
 def _check_seconds(seconds: Any) -> float | None:
     if seconds is None:
         return None
@@ -758,63 +455,6 @@ def _check_seconds(seconds: Any) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
     return value
-
-
-def _check_writable_target(path: Path) -> None:
-    """Refuse a target that is a file, lies under a file, or cannot be written -- early."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"the results path {str(path)!r} exists and is a file, not a directory; "
-                         "choose another --out directory")
-    existing = path
-    while not existing.exists():  # nearest existing ancestor: that is where mkdir must write
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise ValueError(f"cannot create the results directory {str(path)!r}: "
-                         f"{str(existing)!r} is a file")
-    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"the results directory {str(path)!r} is not writable "
-                              f"({str(existing)!r}: permission denied); choose another --out "
-                              "directory")
-
-
-def _load_manifest(path: Path) -> dict[str, Any]:
-    manifest_path = path / MANIFEST
-    if not path.is_dir():
-        raise FileNotFoundError(f"no gfgsm results store at {str(path)!r}: not a directory")
-    try:
-        manifest = _read_json(manifest_path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no gfgsm results store at {str(path)!r}: it holds no "
-                                f"{MANIFEST}") from None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"the manifest {str(manifest_path)!r} is unreadable ({exc}); "
-                         "the store cannot be trusted") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("study_hash"), str):
-        raise ValueError(f"the manifest {str(manifest_path)!r} is not a gfgsm results store "
-                         "manifest (no study_hash)")
-    fmt = manifest.get("format", {})
-    if isinstance(fmt, dict) and fmt.get("version", FORMAT_VERSION) > FORMAT_VERSION:
-        raise ValueError(f"the store {str(path)!r} uses layout version {fmt['version']}; this "
-                         f"gfgsm reads up to {FORMAT_VERSION}; upgrade gfgsm")
-    return manifest
-
-
-def _warn_environment_change(path: Path, stored: Mapping[str, Any],
-                             wanted: Mapping[str, Any]) -> None:
-    """Warn when a store is resumed under other library versions or another backend."""
-    changes = []
-    old_v, new_v = stored.get("versions") or {}, wanted.get("versions") or {}
-    for name in sorted(set(old_v) | set(new_v)):
-        if name != "platform" and old_v.get(name) != new_v.get(name):
-            changes.append(f"{name} {old_v.get(name)} -> {new_v.get(name)}")
-    if stored.get("backend") != wanted.get("backend"):
-        changes.append(f"backend {stored.get('backend')} -> {wanted.get('backend')}")
-    if changes:
-        warnings.warn(f"resuming the results store {str(path)!r} under a different environment "
-                      f"({'; '.join(changes)}); new chunks may differ from old ones in the last "
-                      "digits", UserWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------
