@@ -36,13 +36,14 @@ never modified in place, and ``eps = 0`` returns an exact copy of the input.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from gfgsm._backend import asarray, get_namespace, to_numpy
+from gfgsm._validation import int_at_least as _check_count
+from gfgsm._validation import is_real as _is_real
 from gfgsm.families import Family, get_family
 from gfgsm.schemes import Lq, Quantized, Scheme, Sign, get_scheme
 
@@ -149,14 +150,6 @@ class GLMTarget:
 # --- parameter checks (at construction, with the offending value) ----------------------------
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
-
-
 def _check_norm(norm: Any) -> float:
     if isinstance(norm, str) and norm.lower() == "inf":
         return math.inf
@@ -171,12 +164,6 @@ def _check_eps(name: str, value: Any, *, positive: bool) -> float:
         return float(value)
     rule = "positive" if positive else "nonnegative"
     raise ValueError(f"{name} must be a finite {rule} number, got {value!r}")
-
-
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if not _is_int(value) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_clip(clip_min: Any, clip_max: Any) -> tuple[float | None, float | None]:

@@ -87,6 +87,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from gfgsm._backend import asarray, get_namespace, is_numpy_namespace, to_numpy
+from gfgsm._validation import int_at_least as _pos_int
+from gfgsm._validation import real_in as _real_in
 from gfgsm.designs import replication_seeds
 from gfgsm.nn.monitor import (
     CatastrophicOverfittingWarning,
@@ -227,23 +229,6 @@ def _network_seeds(random_state: Any, R: int) -> list[np.random.SeedSequence]:
 # --------------------------------------------------------------------------------------------
 # validation of the options (the boundary)
 # --------------------------------------------------------------------------------------------
-
-
-def _pos_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _real_in(name: str, value: Any, lo: float, hi: float, lo_open: bool = False,
-             hi_open: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
-        raise ValueError(f"{name} must be a number in {lb}{lo}, {hi}{rb}, got {value!r}")
-    return float(value)
 
 
 def _check_hidden(hidden: Any) -> tuple[int, ...]:
