@@ -65,6 +65,8 @@ class Family(ABC):
     #: The Tweedie power of the unit deviance (0 gaussian, 1 poisson; ``None`` when the family
     #: is not a Tweedie one): the estimators' regression score is its D^2.
     tweedie_power: float | None = None
+    #: :meth:`conditional_moments` has closed forms (binomial, poisson).
+    has_conditional_moments: bool = False
 
     def __init__(self, phi: float = 1.0) -> None:
         if not (np.isfinite(phi) and phi > 0):
@@ -120,6 +122,13 @@ class Family(ABC):
         Returns ``(rho, rho_eta, rho_P, rho_eta_eta, rho_eta_P, rho_P_P)``, elementwise.
         """
         raise NotImplementedError(f"{self.name}: the exact adversary needs adversarial_residual")
+
+    def conditional_moments(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(b''(eta), E[|y - mu| | eta], E[sign(y - mu) | eta])`` on the ``phi = 1`` scale, host
+        arrays: the closed forms :func:`gfgsm.theory.quantities` integrates over ``x`` for I, D
+        and V (docs/theory.md s.5).  Families without them are integrated by Monte Carlo over
+        ``(x, y)``."""
+        raise NotImplementedError(f"{self.name}: no closed-form conditional moments")
 
     def initial_eta(self, ybar: Any) -> Any:
         """A starting intercept from the mean response: ``g(ybar)`` for the canonical link,
@@ -231,6 +240,16 @@ class Binomial(Family):
     name = "binomial"
     sign_is_constant = True
     is_binary = True
+    has_conditional_moments = True
+
+    def conditional_moments(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mu(1-mu), 2 mu(1-mu), 2 mu - 1)``."""
+        # Through e = exp(-|eta|): b'' = e / (1 + e)^2 is exactly even in eta and
+        # 2 mu - 1 = sign(eta) (1 - e) / (1 + e) exactly odd, so antithetic pairs cancel exactly.
+        e = np.exp(-np.abs(eta))
+        b2 = e / ((1.0 + e) * (1.0 + e))
+        sign_mean = np.sign(eta) * (-np.expm1(-np.abs(eta))) / (1.0 + e)
+        return b2, 2.0 * b2, sign_mean
 
     def initial_eta(self, ybar: Any) -> Any:
         """``logit(ybar)``, with ``ybar`` clipped to [1e-3, 1 - 1e-3]."""
@@ -299,6 +318,20 @@ class Poisson(Family):
     name = "poisson"
     fgsm_is_exact = False
     tweedie_power = 1.0
+    has_conditional_moments = True
+
+    def conditional_moments(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mu, 2 mu P(y = floor mu), P(y > mu) - P(y < mu))`` for ``y ~ Poisson(mu)``."""
+        from scipy.special import pdtr, pdtrc
+        from scipy.stats import poisson
+
+        mu = np.exp(eta)
+        k = np.floor(mu)
+        abs_dev = 2.0 * mu * poisson.pmf(k, mu)
+        # P(y > mu) = P(y > floor mu); P(y < mu) = P(y <= ceil(mu) - 1) (no mass at mu if not
+        # an integer).
+        sign_mean = pdtrc(k, mu) - pdtr(np.ceil(mu) - 1.0, mu)
+        return mu, abs_dev, sign_mean
 
     def initial_eta(self, ybar: Any) -> Any:
         """``log(ybar)``, with ``ybar`` clipped below at 1e-3."""

@@ -45,13 +45,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy.special import pdtr, pdtrc
-from scipy.stats import poisson as _poisson
 
 from ._validation import positive_int, real_in
 from .designs import SeedLike, _root_seed
@@ -206,37 +203,6 @@ class _Accumulator:
         return mean, se
 
 
-# --------------------------------------------------------------------------------------------
-# E[. | x] in closed form (binomial, poisson)
-# --------------------------------------------------------------------------------------------
-
-
-def _binomial_conditional(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(b'', E[|y - mu| | x], E[sign(y - mu) | x])`` = ``(mu(1-mu), 2 mu(1-mu), 2 mu - 1)``."""
-    # Through e = exp(-|eta|): b'' = e / (1 + e)^2 is exactly even in eta and
-    # 2 mu - 1 = sign(eta) (1 - e) / (1 + e) exactly odd, so antithetic pairs cancel exactly.
-    e = np.exp(-np.abs(eta))
-    b2 = e / ((1.0 + e) * (1.0 + e))
-    sign_mean = np.sign(eta) * (-np.expm1(-np.abs(eta))) / (1.0 + e)
-    return b2, 2.0 * b2, sign_mean
-
-
-def _poisson_conditional(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mu, 2 mu P(y = floor mu), P(y > mu) - P(y < mu))`` for ``y ~ Poisson(mu)``."""
-    mu = np.exp(eta)
-    k = np.floor(mu)
-    abs_dev = 2.0 * mu * _poisson.pmf(k, mu)
-    # P(y > mu) = P(y > floor mu); P(y < mu) = P(y <= ceil(mu) - 1) (0 mass at mu if not integer).
-    sign_mean = pdtrc(k, mu) - pdtr(np.ceil(mu) - 1.0, mu)
-    return mu, abs_dev, sign_mean
-
-
-_CONDITIONAL: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]] = {
-    "binomial": _binomial_conditional,
-    "poisson": _poisson_conditional,
-}
-
-
 def _with_intercept(X: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
 
@@ -247,7 +213,7 @@ def _chunks(n: int) -> list[int]:
 
 def _conditional_members(dgp: DGP, X: np.ndarray, antithetic: bool) -> list[_Member]:
     """Members ``(xt, b''/phi, E[|y-mu| | x]/phi, E[sign | x] b''/phi)`` at ``X`` (and ``-X``)."""
-    cond = _CONDITIONAL[dgp.family.name]
+    cond = dgp.family.conditional_moments
     z = X @ dgp.coef
     out = []
     for Xs, zs in ((X, z), (-X, -z)) if antithetic else ((X, z),):
@@ -398,11 +364,10 @@ def quantities(
     if n_mc < 2:
         raise ValueError(f"n_mc must be at least 2 to estimate a standard error, got {n_mc}")
     rng = np.random.default_rng(_root_seed(seed))
-    fam = dgp.family.name
     additive = dgp.family.has_dispersion  # y = eta + sigma e with e independent of x
     how: dict[str, str]
 
-    if method == "monte_carlo" or (not additive and fam not in _CONDITIONAL):
+    if method == "monte_carlo" or (not additive and not dgp.family.has_conditional_moments):
         acc = _joint_mc(dgp, n_mc, rng)
         vals = {k: acc.result(k) for k in ("I", "D", "V")}
         how = dict.fromkeys(("I", "D", "V"), "monte carlo over (x, y)")
