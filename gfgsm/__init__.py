@@ -4,7 +4,7 @@ The theory, with its derivations, is docs/theory.md in the repository; its notat
 ``lam``, ``eta``, ``mu``, ``phi``, ``D``, ``V``, ``clean_weight``.
 """
 
-from . import designs, theory
+from . import designs, inference, theory
 from .batch import BatchFit, fit_batch
 from .designs import (
     BernoulliDesign,
@@ -18,6 +18,7 @@ from .dgp import DGP
 from .diagnostics import SignNeutrality, sign_neutrality
 from .estimators import GFGSM, PenalizedGLM
 from .families import Binomial, Family, Gaussian, Poisson, get_family
+from .inference import Debiased, debias
 from .objectives import objective
 from .penalties import get_penalty
 from .schemes import get_scheme
@@ -50,6 +51,7 @@ __all__ = [
     "BernoulliDesign",
     "Binomial",
     "CustomDesign",
+    "Debiased",
     "Design",
     "Family",
     "Gaussian",
@@ -59,11 +61,13 @@ __all__ = [
     "Poisson",
     "SignNeutrality",
     "UniformDesign",
+    "debias",
     "designs",
     "fit_batch",
     "get_family",
     "get_penalty",
     "get_scheme",
+    "inference",
     "objective",
     "sign_neutrality",
     "theory",

@@ -71,6 +71,19 @@ class BatchFit:
     def n_problems(self) -> int:
         return int(self.coef.shape[0])
 
+    def debiased(self, X: Any, y: Any, cov_type: str = "nonrobust", *,
+                 fit_intercept: bool = True, family: Any = None) -> Any:
+        """One-step debiased estimates and Wald inference of every problem, batched.
+
+        ``X``, ``y`` are the data of the fit (``BatchFit`` does not keep them); the result is a
+        :class:`gfgsm.inference.Debiased` with ``params`` (R, q), ``cov`` (R, q, q), ``bse``,
+        ``zvalues``, ``pvalues`` and ``conf_int(alpha)`` (R, q, 2), the intercept first.  See
+        :func:`gfgsm.inference.debias` (docs/theory.md s.5, "Debiased inference").
+        """
+        from .inference import debias
+
+        return debias(self, X, y, cov_type, fit_intercept=fit_intercept, family=family)
+
 
 # --------------------------------------------------------------------------------------------
 # validation

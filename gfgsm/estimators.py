@@ -25,6 +25,7 @@ scale.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,7 @@ from ._backend import to_numpy
 from ._validation import is_real, positive_int, real_in
 from .batch import fit_batch
 from .families import Family, get_family, sigmoid
+from .inference import check_alpha, check_cov_type, check_method, debias
 from .objectives import ADVERSARIES
 
 __all__ = ["GFGSM", "PenalizedGLM"]
@@ -146,7 +148,98 @@ class _GLMBase(BaseEstimator):
         self.penalty_name_ = str(fit.penalty)
         self.family_ = fam
         self.n_samples_fit_ = int(X.shape[0])
+        self._inference = self._debias(fit, X, y, fam)
         return self
+
+    # --- debiased inference ---------------------------------------------------------------------
+    def _debias(self, fit: Any, X: np.ndarray, y: np.ndarray, fam: Family) -> dict[str, Any]:
+        """Both covariances of the one-step estimate, or the reason there is none (kept as a
+        message and raised on access: a fit never fails because of its inference)."""
+        if not self.converged_:
+            return {"error": f"the fit did not converge (status {self.status_!r}), so there is "
+                             "no debiased estimate or standard error"}
+        out: dict[str, Any] = {}
+        try:
+            for ct in ("nonrobust", "HC0"):
+                d = debias(fit, X, y, ct, fit_intercept=bool(self.fit_intercept), family=fam)
+                out[ct] = np.array(to_numpy(d.cov)[0], dtype=np.float64)
+            out["params"] = np.array(to_numpy(d.params)[0], dtype=np.float64)
+            out["scale"] = float(to_numpy(d.scale)[0])
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            return {"error": str(exc)}
+        return out
+
+    def _inference_result(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        res = self.__dict__.get("_inference")
+        if res is None:
+            raise ValueError("no debiased inference: refit the estimator")
+        if "error" in res:
+            raise ValueError(f"no debiased inference for this fit: {res['error']}")
+        return res
+
+    @property
+    def params_debiased_(self) -> np.ndarray:
+        """(q,) one-step debiased estimate ``theta_tilde``, the intercept first (when
+        ``fit_intercept``); docs/theory.md s.5, "Debiased inference"."""
+        return self._inference_result()["params"].copy()
+
+    @property
+    def intercept_debiased_(self) -> float:
+        """The debiased intercept (0.0 without an intercept)."""
+        return float(self.params_debiased_[0]) if self.fit_intercept else 0.0
+
+    @property
+    def coef_debiased_(self) -> np.ndarray:
+        """(p,) the debiased slopes."""
+        return self.params_debiased_[int(bool(self.fit_intercept)):]
+
+    @property
+    def scale_(self) -> float:
+        """The dispersion of the non-robust covariance (gaussian: ``RSS / (n - p - 1)``)."""
+        return float(self._inference_result()["scale"])
+
+    @property
+    def bse_(self) -> np.ndarray:
+        """(q,) non-robust standard errors of :attr:`params_debiased_` (intercept first)."""
+        return np.sqrt(np.diag(self.cov_params()))
+
+    @property
+    def zvalues_(self) -> np.ndarray:
+        """(q,) Wald statistics ``params_debiased_ / bse_``."""
+        return self.params_debiased_ / self.bse_
+
+    @property
+    def tvalues_(self) -> np.ndarray:
+        """statsmodels' name for :attr:`zvalues_` (normal reference, not Student t)."""
+        return self.zvalues_
+
+    @property
+    def pvalues_(self) -> np.ndarray:
+        """(q,) two-sided normal p-values of :attr:`zvalues_`."""
+        from scipy import stats
+
+        return 2.0 * stats.norm.sf(np.abs(self.zvalues_))
+
+    def cov_params(self, cov_type: str = "nonrobust") -> np.ndarray:
+        """(q, q) covariance of :attr:`params_debiased_`: ``"nonrobust"`` (``phi_hat H^{-1} / n``)
+        or ``"HC0"`` (the sandwich ``H^{-1} J H^{-1} / n``)."""
+        ct = check_cov_type(cov_type)
+        return self._inference_result()[ct].copy()
+
+    def conf_int(self, alpha: float = 0.05, method: str = "debiased",
+                 cov_type: str = "nonrobust") -> np.ndarray:
+        """(q, 2) Wald intervals ``params_debiased_ -+ z_{1 - alpha/2} se`` at level
+        ``1 - alpha``, the intercept first.  ``method="debiased"`` is the only method: the
+        penalized estimate itself has no Gaussian limit when coefficients are zero."""
+        from scipy import stats
+
+        a = check_alpha(alpha)
+        check_method(method)
+        se = np.sqrt(np.diag(self.cov_params(cov_type)))
+        params = self.params_debiased_
+        half = float(stats.norm.ppf(1.0 - a / 2.0)) * se
+        return np.column_stack([params - half, params + half])
 
     # --- prediction -----------------------------------------------------------------------------
     def _eta(self, X: Any) -> np.ndarray:
@@ -197,11 +290,14 @@ class _GLMBase(BaseEstimator):
         """A text table of the fit in the style of statsmodels' ``summary()``.
 
         Header: family, method, lam, penalty, n, p, converged, iterations, KKT residual,
-        objective and solver status; then the coefficients with the intercept first.  There
-        are no standard errors, tests or confidence intervals: they need inference theory that
-        the package does not have yet (the limit law of docs/theory.md s.5 is the minimiser of a
-        process, not Gaussian when coefficients are zero, and G-FGSM carries the
-        sign-neutrality bias ``lam0 ||beta0||_1 I^{-1} V``), so no Wald-type column is printed.
+        objective and solver status; then, with the intercept first, the penalized coefficient
+        (``coef``), the one-step debiased coefficient, its non-robust standard error, ``z``,
+        ``P>|z|`` and the 95% interval.  The tests and intervals are those of the debiased
+        estimate (essentially MLE-Wald inference, docs/theory.md s.5, "Debiased inference"),
+        never of the penalized one: its limit law is not Gaussian when coefficients are zero
+        and G-FGSM carries the sign-neutrality bias ``lam0 ||beta0||_1 I^{-1} V``.  Where
+        there is no debiased inference (no convergence, ``p + 1 >= n``, singular ``H``) only
+        ``coef`` is printed, with the reason.
         """
         check_is_fitted(self)
         names = getattr(self, "feature_names_in_", None)
@@ -238,13 +334,31 @@ class _GLMBase(BaseEstimator):
             rcell = f"{rk:<20}{rv:>{width - half - 20}}" if rk else ""
             lines.append(f"{lcell}  {rcell}".rstrip())
         name_w = max(12, *(len(nm) for nm, _ in rows)) if rows else 12
-        lines += ["=" * width, f"{'':<{name_w}}{'coef':>16}", "-" * width]
-        lines += [f"{nm:<{name_w}}{c:>16.6g}" for nm, c in rows]
+        try:
+            deb = self.params_debiased_
+            se, z, pv, ci = self.bse_, self.zvalues_, self.pvalues_, self.conf_int(0.05)
+            reason = ""
+        except ValueError as exc:
+            reason = str(exc)
+        if reason:
+            lines += ["=" * width, f"{'':<{name_w}}{'coef':>16}", "-" * width]
+            lines += [f"{nm:<{name_w}}{c:>16.6g}" for nm, c in rows]
+            lines += ["=" * width, "Notes: no standard errors, tests or confidence intervals:"]
+            lines += textwrap.wrap(reason, width)
+            return "\n".join(lines)
+        name_w = max(8, *(len(nm) for nm, _ in rows)) if rows else 8
+        head = (f"{'':<{name_w}}{'coef':>12}{'debiased':>11}{'std err':>10}{'z':>8}"
+                f"{'P>|z|':>6}{'[0.025':>11}{'0.975]':>11}")
+        lines += ["=" * width, head, "-" * width]
+        for k, (nm, c) in enumerate(rows):
+            lines.append(f"{nm:<{name_w}}{c:>12.6g}{deb[k]:>11.4g}{se[k]:>10.4g}{z[k]:>8.2f}"
+                         f"{pv[k]:>6.3f}{ci[k, 0]:>11.4g}{ci[k, 1]:>11.4g}")
         lines += [
             "=" * width,
-            "Notes: no standard errors, tests or confidence intervals. They need inference",
-            "theory the package does not have yet: the limit law of docs/theory.md s.5 is not",
-            "Gaussian when coefficients are zero and carries a sign-neutrality bias.",
+            "Notes: 'coef' is the penalized estimate; standard errors, z, P>|z| and the",
+            "interval are those of the one-step debiased estimate 'debiased' (a Newton step",
+            "on the unpenalized likelihood; non-robust covariance): essentially MLE-Wald",
+            "inference, pointwise in theta0 (docs/theory.md s.5, Debiased inference).",
         ]
         return "\n".join(lines)
 
@@ -314,6 +428,14 @@ class GFGSM(_GLMBase):
         :class:`~gfgsm.batch.BatchFit`).
     family_ : the :class:`~gfgsm.families.Family` used.  n_features_in_, feature_names_in_,
     n_samples_fit_ : as in scikit-learn.
+    params_debiased_ : (q,) the one-step debiased estimate (docs/theory.md s.5, "Debiased
+        inference"), the intercept first; ``q = p + fit_intercept``.  ``intercept_debiased_``,
+        ``coef_debiased_`` : its parts.  bse_, zvalues_ (alias tvalues_), pvalues_ : (q,)
+        non-robust standard errors, Wald z and two-sided normal p-values; scale_ : the
+        dispersion (gaussian ``RSS / (n - p - 1)``).  ``cov_params(cov_type)`` and
+        ``conf_int(alpha, method, cov_type)`` (q, 2) follow statsmodels (``cov_type``
+        ``"nonrobust"`` or ``"HC0"``).  These raise ``ValueError`` with the reason where the fit
+        did not converge, ``p + 1 >= n`` or ``H`` is singular.
     """
 
     _method = "gfgsm"

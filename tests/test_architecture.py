@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"_backend"},
     {"rng", "_validation", "shifts"},
     {"families", "penalties", "designs"},
-    {"objectives", "schemes", "dgp"},
+    {"objectives", "schemes", "dgp", "inference"},
     {"solvers"},
     {"batch"},
     {"estimators", "theory", "diagnostics"},
