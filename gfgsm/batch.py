@@ -424,12 +424,10 @@ def _assemble(prob: _Problem, res: Any) -> BatchFit:
                            prob.lam, pen)
     converged = res.converged & ~diverging
     status = _status(res, converged, diverging, prob.max_iter)
-    if "signs_stable" in info:
-        status = np.where(~to_numpy(info["signs_stable"]).astype(bool), "sign_cycle", status)
-        status = status.astype(object)
-    if "levels_consistent" in info:
-        status = np.where(~to_numpy(info["levels_consistent"]).astype(bool), "level_cycle",
-                          status).astype(object)
+    # A fixed-point iteration that did not settle names its own status.
+    for key, name in (("signs_stable", "sign_cycle"), ("levels_consistent", "level_cycle")):
+        if key in info:
+            status = np.where(~to_numpy(info[key]).astype(bool), name, status).astype(object)
     return BatchFit(
         coef=coef, intercept=intercept, converged=converged, n_iter=res.n_iter,
         objective=objective_value, kkt=res.kkt, status=status, lam=prob.lam,

@@ -41,7 +41,7 @@ from ._backend import to_numpy
 from ._validation import is_real, positive_int, real_in
 from .batch import fit_batch
 from .families import Family, get_family, sigmoid
-from .inference import check_alpha, check_cov_type, check_method, debias
+from .inference import check_alpha, check_cov_type, check_method, one_step
 from .objectives import ADVERSARIES
 
 __all__ = ["GFGSM", "PenalizedGLM"]
@@ -158,15 +158,15 @@ class _GLMBase(BaseEstimator):
         if not self.converged_:
             return {"error": f"the fit did not converge (status {self.status_!r}), so there is "
                              "no debiased estimate or standard error"}
-        out: dict[str, Any] = {}
         try:
-            for ct in ("nonrobust", "HC0"):
-                d = debias(fit, X, y, ct, fit_intercept=bool(self.fit_intercept), family=fam)
-                out[ct] = np.array(to_numpy(d.cov)[0], dtype=np.float64)
-            out["params"] = np.array(to_numpy(d.params)[0], dtype=np.float64)
-            out["scale"] = float(to_numpy(d.scale)[0])
+            params, covs, scale, _, _ = one_step(fit, X, y, fit_intercept=bool(self.fit_intercept),
+                                                 family=fam)
         except (ValueError, np.linalg.LinAlgError) as exc:
             return {"error": str(exc)}
+        out: dict[str, Any] = {ct: np.array(to_numpy(c)[0], dtype=np.float64)
+                               for ct, c in covs.items()}
+        out["params"] = np.array(to_numpy(params)[0], dtype=np.float64)
+        out["scale"] = float(to_numpy(scale)[0])
         return out
 
     def _inference_result(self) -> dict[str, Any]:

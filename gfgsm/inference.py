@@ -212,6 +212,17 @@ def debias(fit: Any, X: Any, y: Any, cov_type: str = "nonrobust", *,
         the fixed-p theory does not apply; a singular ``H`` (collinearity, separation).
     """
     cov_type = check_cov_type(cov_type)
+    params, covs, scale, valid, n = one_step(fit, X, y, fit_intercept=fit_intercept,
+                                             family=family)
+    return Debiased(params=params, cov=covs[cov_type], scale=scale, valid=valid,
+                    cov_type=cov_type, fit_intercept=bool(fit_intercept), n=n)
+
+
+def one_step(fit: Any, X: Any, y: Any, *, fit_intercept: bool = True,
+             family: str | Family | None = None) -> tuple[Any, dict[str, Any], Any, Any, int]:
+    """The computation behind :func:`debias`, with both covariances at once:
+    ``(params, {"nonrobust": cov, "HC0": cov}, scale, valid, n)`` (NaN rows where ``valid``
+    is false).  Same parameters and errors as :func:`debias`."""
     fam = get_family(fit.family if family is None else family)
     xp = get_namespace(fit.coef)
     coef = fit.coef
@@ -279,16 +290,11 @@ def debias(fit: Any, X: Any, y: Any, cov_type: str = "nonrobust", *,
     else:
         scale = xp.full((R,), fam.phi, dtype=xp.float64)
     Hinv = xp.linalg.inv(H_t)
-    if cov_type == "nonrobust":
-        cov = scale[:, None, None] * Hinv / n
-    else:
-        J = _gram(xp, Xt, r_t * r_t)
-        cov = xp.matmul(xp.matmul(Hinv, J), Hinv) / n
-
+    J = _gram(xp, Xt, r_t * r_t)
     nan = xp.asarray(float("nan"), dtype=xp.float64)
-    return Debiased(
-        params=xp.where(valid[:, None], theta_t, nan),
-        cov=xp.where(valid[:, None, None], cov, nan),
-        scale=xp.where(valid, scale, nan),
-        valid=valid, cov_type=cov_type, fit_intercept=bool(fit_intercept), n=n,
-    )
+    covs = {
+        "nonrobust": scale[:, None, None] * Hinv / n,
+        "HC0": xp.matmul(xp.matmul(Hinv, J), Hinv) / n,
+    }
+    covs = {k: xp.where(valid[:, None, None], c, nan) for k, c in covs.items()}
+    return (xp.where(valid[:, None], theta_t, nan), covs, xp.where(valid, scale, nan), valid, n)

@@ -31,12 +31,9 @@ from typing import Any
 
 from .._backend import get_namespace
 from ..objectives import Objective
-from .orthant_newton import _matvec, _rmatvec, orthant_hessian
+from .orthant_newton import _ROUNDING, _matvec, _rmatvec, orthant_hessian
 
 __all__ = ["prox_gradient"]
-
-_ROUNDING = 64 * 2.220446049250313e-16
-
 
 def prox_gradient(
     Xt: Any,
