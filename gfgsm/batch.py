@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,23 @@ class BatchFit:
     @property
     def n_problems(self) -> int:
         return int(self.coef.shape[0])
+
+    def take(self, idx: Any) -> BatchFit:
+        """The fit of the problems ``idx`` (integer positions), every per-problem array subset
+        the same way; ``info`` is shared."""
+        xp = get_namespace(self.coef)
+        k = np.asarray(to_numpy(idx) if hasattr(idx, "shape") else idx, dtype=np.int64)
+        i = xp.asarray(k)
+        lam = asarray(self.lam, xp)
+        lam = xp.take(lam, i, axis=0) if lam.ndim else lam
+
+        def t(a: Any) -> Any:
+            return xp.take(asarray(a, xp), i, axis=0)
+
+        return replace(self, coef=t(self.coef), intercept=t(self.intercept),
+                       converged=t(self.converged), n_iter=t(self.n_iter),
+                       objective=t(self.objective), kkt=t(self.kkt),
+                       status=np.asarray(self.status)[k], lam=lam)
 
     def debiased(self, X: Any, y: Any, cov_type: str = "nonrobust", *,
                  fit_intercept: bool = True, family: Any = None) -> Any:
@@ -133,12 +150,72 @@ def _validate_lam(lam: Any, R: int, xp: Any) -> Any:
     return xp.asarray(np.broadcast_to(lam_np, (R,)).copy(), dtype=xp.float64)
 
 
-def _initial_theta(xp: Any, fam: Family, y: Any, p: int, fit_intercept: bool) -> Any:
+def _validate_observation_array(arr: Any, name: str, n: int, xp: Any) -> Any:
+    """``sample_weight``/``tilt`` as a float64 ``(n,)`` or ``(R', n)`` array of ``xp``; raise a
+    ``ValueError`` naming ``name`` on a bad shape or value (the input is only read)."""
+    try:
+        a = asarray(arr, xp)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array of shape (n,) or (R, n): {exc}") from exc
+    if a.ndim not in (1, 2) or a.shape[-1] != n:
+        raise ValueError(
+            f"{name} must have shape ({n},) or (R, {n}) (n = the rows of X); "
+            f"got shape {tuple(a.shape)}"
+        )
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if name == "sample_weight":
+        if bool(xp.any(a < 0)):
+            raise ValueError(f"sample_weight must be >= 0; its smallest entry is "
+                             f"{float(xp.min(a))!r}")
+        rows = a if a.ndim == 2 else a[None, :]
+        zero = np.flatnonzero(to_numpy(xp.sum(rows, axis=-1)) <= 0)
+        if zero.size:
+            raise ValueError(f"sample_weight sums to 0 in row(s) {zero[:10].tolist()}: such a "
+                             "problem has no observations to fit")
+    return a
+
+
+def _validate_observation_weights(sample_weight: Any, tilt: Any, Xa: Any, ya: Any,
+                                  xp: Any) -> tuple[Any, Any, Any]:
+    """Validated ``(ya, sample_weight, tilt)``, the last two ``(R, n)`` or ``None``.
+
+    A two-dimensional argument sets the number of problems: it must match ``y``'s, except that a
+    single response vector with a shared design is broadcast to its rows (one data set fitted
+    under ``R`` weightings, as a bootstrap does).
+    """
+    n = int(ya.shape[-1])
+    arrays = {
+        name: None if arr is None else _validate_observation_array(arr, name, n, xp)
+        for name, arr in (("sample_weight", sample_weight), ("tilt", tilt))
+    }
+    R = int(ya.shape[0])
+    can_broadcast_y = R == 1 and Xa.ndim == 2
+    for name, a in arrays.items():
+        if a is None or a.ndim == 1 or a.shape[0] == R:
+            continue
+        if can_broadcast_y and R == 1:
+            R = int(a.shape[0])
+        else:
+            raise ValueError(f"{name} holds {a.shape[0]} problems (rows) but y holds {R}")
+    if R != ya.shape[0]:
+        ya = xp.broadcast_to(ya, (R, n))
+    out = [None if a is None else xp.broadcast_to(a, (R, n)) for a in arrays.values()]
+    return ya, out[0], out[1]
+
+
+def _initial_theta(xp: Any, fam: Family, y: Any, p: int, fit_intercept: bool,
+                   sample_weight: Any = None) -> Any:
+    """Zero slopes and the intercept of the (weighted) mean response."""
     R = y.shape[0]
     theta = xp.zeros((R, p + int(fit_intercept)), dtype=xp.float64)
     if not fit_intercept:
         return theta
-    a0 = fam.initial_eta(xp.mean(y, axis=-1))
+    if sample_weight is None:
+        ybar = xp.mean(y, axis=-1)
+    else:
+        ybar = xp.sum(sample_weight * y, axis=-1) / xp.sum(sample_weight, axis=-1)
+    a0 = fam.initial_eta(ybar)
     return xp.concat([a0[:, None], theta[:, 1:]], axis=1)
 
 
@@ -160,6 +237,8 @@ def fit_batch(
     max_iter: int = 200,
     init: Any = None,
     warn: bool = True,
+    sample_weight: Any = None,
+    tilt: Any = None,
     **penalty_params: Any,
 ) -> BatchFit:
     """Fit ``R`` independent problems at once.
@@ -191,6 +270,23 @@ def fit_batch(
     clean_weight : Goodfellow's ``alpha`` in ``alpha l(x) + (1 - alpha) l(x_adv)``.
     tol : KKT (stationarity) tolerance; ``max_iter`` : Newton iterations per problem.
     init : optional (R, p + fit_intercept) starting values (intercept first).
+    sample_weight : optional observation weights ``w >= 0``, shape (n,) (shared by every
+        problem) or (R, n), each row with a positive sum.  With ``psi`` the per-observation term
+        of the objective (docs/theory.md s.3) and the optional ``tilt`` ``t``, every problem
+        minimises
+
+            F(theta) = sum_i [ w_i psi(y_i, eta_i, P_lam(beta)) + t_i eta_i ] / sum_i w_i
+
+        (``w = 1`` when omitted, so ``sum_i w_i = n``; ``t = 0`` when omitted): a weighted
+        *mean*, with scikit-learn / statsmodels ``freq_weights`` semantics.  Integer weights
+        give exactly the fit on the data with each row repeated ``w_i`` times (weight 0 drops the
+        row), since ``P_lam`` sits inside ``psi``; rescaling all weights changes nothing.
+        ``objective`` and ``kkt`` are those of this ``F``.
+    tilt : optional ``t``, shape (n,) or (R, n): the linear term ``t_i eta_i`` above, which a
+        perturbation bootstrap uses to re-centre its objective (docs/theory.md s.5).  A large
+        tilt can make ``F`` unbounded below (its fits then do not converge; binomial fits are
+        certified ``"diverging"``).  A two-dimensional ``sample_weight`` or ``tilt`` with a single
+        ``y`` and a shared ``X`` fits that data set under each of its ``R`` rows.
 
     Returns
     -------
@@ -199,10 +295,16 @@ def fit_batch(
     prob = _prepare(X, y, family=family, method=method, lam=lam, penalty=penalty,
                     fit_intercept=fit_intercept, backend=backend, scheme=scheme,
                     adversary=adversary, clean_weight=clean_weight, weights=weights, tol=tol,
-                    max_iter=max_iter, init=init, warn=warn, penalty_params=penalty_params)
+                    max_iter=max_iter, init=init, warn=warn, sample_weight=sample_weight,
+                    tilt=tilt, penalty_params=penalty_params)
     strategy = next(solve for applies, solve in _STRATEGIES if applies(prob.pen))
     res = _exact_at_kinks(prob, strategy(prob))
     fit = _assemble(prob, res)
+    # what a refit of the same estimator needs (the perturbation bootstrap of gfgsm.intervals)
+    fit.info["options"] = dict(penalty=penalty, scheme=scheme, adversary=adversary,
+                               clean_weight=clean_weight, weights=weights, tol=tol,
+                               max_iter=max_iter, **penalty_params)
+    fit.info["observation_weights"] = sample_weight is not None or tilt is not None
     if warn:
         _warn_nonconverged(fit)
     return fit
@@ -270,7 +372,7 @@ class _Problem:
 def _prepare(X: Any, y: Any, *, family: Any, method: str, lam: Any, penalty: Any,
              fit_intercept: bool, backend: str | None, scheme: Any, adversary: str,
              clean_weight: float, weights: Any, tol: float, max_iter: int, init: Any,
-             warn: bool, penalty_params: dict) -> _Problem:
+             warn: bool, sample_weight: Any, tilt: Any, penalty_params: dict) -> _Problem:
     """Validate every argument (nothing is modified), resolve the penalty (with the pilot fit
     of adaptive l1) and build the design with its intercept column and the starting point."""
     xp = get_namespace(X, y, backend=backend)
@@ -286,6 +388,9 @@ def _prepare(X: Any, y: Any, *, family: Any, method: str, lam: Any, penalty: Any
     else:
         pen = _resolve_penalty(penalty, weights, penalty_params)
     Xa, ya = _validate_arrays(X, y, xp, fam)
+    if sample_weight is not None or tilt is not None:
+        ya, sample_weight, tilt = _validate_observation_weights(sample_weight, tilt, Xa, ya, xp)
+        obj = replace(obj, sample_weight=sample_weight, tilt=tilt)
     R, p = ya.shape[0], Xa.shape[-1]
     lam_a = _validate_lam(lam, R, xp)
     if not (isinstance(tol, int | float) and tol > 0):
@@ -296,14 +401,14 @@ def _prepare(X: Any, y: Any, *, family: Any, method: str, lam: Any, penalty: Any
         pilot = fit_batch(
             Xa, ya, family=fam, method=method, lam=pen.pilot_lam, penalty="l1",
             fit_intercept=fit_intercept, adversary=adversary, clean_weight=clean_weight,
-            tol=tol, max_iter=max_iter, warn=warn,
+            tol=tol, max_iter=max_iter, warn=warn, sample_weight=sample_weight, tilt=tilt,
         )
         pen = AdaptiveL1(adaptive_weights(pilot.coef, gamma=pen.gamma))
     ones = xp.ones((*Xa.shape[:-1], 1), dtype=xp.float64)
     Xt = xp.concat([ones, Xa], axis=-1) if fit_intercept else Xa
     o = int(fit_intercept)
     if init is None:
-        theta0 = _initial_theta(xp, fam, ya, p, fit_intercept)
+        theta0 = _initial_theta(xp, fam, ya, p, fit_intercept, sample_weight)
     else:
         theta0 = asarray(init, xp)
         if theta0.ndim == 1:
@@ -484,6 +589,14 @@ def _diverging(fam: Family, obj: Objective, ya: Any, eta: Any, P: Any, lam: Any,
     so the loss, decreasing in each margin, keeps decreasing: the infimum is approached as
     ``c -> inf`` and is not attained (separation; for G-FGSM, separation with l_inf margin
     above ``lam``).  For PL with ``lam > 0`` the penalty grows, so this applies at ``lam = 0``.
+
+    With observation weights only the margins of positive weight count (the others have no
+    term).  With a tilt ``t`` the objective gains ``c T`` along the ray, ``T = sum_i t_i eta_i``:
+    positive margins certify no minimiser when ``T <= 0``.  Moreover, as
+    ``softplus(-c m) <= log 2 + c max(-m, 0)``, ``F(c theta) <= const + c S`` with the slope
+    ``S = sum_i [w_i max(-m_i, 0) + t_i eta_i] / sum w (+ P for PL)``; ``S < 0`` certifies that
+    ``F`` is unbounded below (a tilt that outweighs the loss), whenever ``P`` grows at most
+    linearly along rays.
     """
     xp = get_namespace(eta)
     R = eta.shape[0]
@@ -496,7 +609,24 @@ def _diverging(fam: Family, obj: Objective, ya: Any, eta: Any, P: Any, lam: Any,
     else:
         margins = s * eta - P[:, None]
         applies = xp.ones((R,), dtype=xp.bool) if pen.at_most_linear else lam == 0
-    return applies & xp.all(margins > 0, axis=-1)
+    if not obj.is_weighted:
+        return applies & xp.all(margins > 0, axis=-1)
+    w = obj.sample_weight if obj.sample_weight is not None else xp.ones_like(eta)
+    separated = applies & xp.all(xp.where(w > 0, margins > 0, True), axis=-1)
+    if obj.tilt is None:
+        return separated
+    t_eta = obj.tilt * eta
+    T = xp.sum(t_eta, axis=-1)
+    hinge = w * xp.maximum(-margins, 0.0)
+    W = xp.sum(w, axis=-1)
+    S = xp.sum(hinge + t_eta, axis=-1) / W
+    scale = xp.sum(hinge + xp.abs(t_eta), axis=-1) / W
+    if obj.kind == "pl":
+        S, scale = S + P, scale + P
+    linear = xp.ones((R,), dtype=xp.bool) if pen.at_most_linear else lam == 0
+    # S < 0 beyond rounding: S is a sum of terms of total size ``scale``.
+    unbounded = linear & (S < -1e-12 * scale)
+    return (separated & (T <= 0)) | unbounded
 
 
 def _warn_nonconverged(fit: BatchFit) -> None:

@@ -19,6 +19,18 @@ exact objective there; for poisson ``adversary="fgsm"`` is the (discontinuous) s
 ``adversary="exact"`` the convex worst case.  The default ``adversary="auto"`` is the exact worst
 case for every family: FGSM where the two coincide, the worst case where they do not (poisson).
 
+**Observation weights and a linear tilt.**  With ``sample_weight`` ``w >= 0`` and ``tilt`` ``t``
+(each ``(R, n)``, optional) the objective is the weighted mean plus a term linear in ``eta``,
+
+    F(theta) = sum_i [ w_i psi(y_i, eta_i, P) + t_i eta_i ] / sum_i w_i,
+
+(``w = 1`` when absent, so ``sum_i w_i = n``; docs/theory.md s.5).  Integer weights give exactly the
+objective of the data with repeated rows, because ``P`` sits inside ``psi`` for every kind
+(scikit-learn / statsmodels ``freq_weights`` semantics); the tilt re-centres the objective of a
+perturbation bootstrap.  :class:`Objective` folds both into its per-observation terms, scaled by
+``n / sum w`` so that ``F`` stays the *mean* of them: every solver, which only ever averages
+``psi`` and its partials over observations, then minimises the weighted, tilted ``F`` unchanged.
+
 The solvers need the partial derivatives of ``psi`` in ``(eta, P)``; :meth:`Objective.partials`
 returns them.  The worst case has a kink where its two pieces tie; the solvers minimise the
 smooth upper bound obtained by replacing ``|rho|`` by ``sqrt(rho^2 + mu_s^2)`` in
@@ -42,9 +54,24 @@ ADVERSARIES = ("auto", "fgsm", "exact")
 Kind = Literal["pl", "sign", "max"]
 
 
+def _where(cond: Any, a: Any, b: float) -> Any:
+    """``where(cond, a, b)`` in the namespace of ``cond``."""
+    return get_namespace(cond).where(cond, a, b)
+
+
+#: The per-replication ``(R, n)`` fields of :class:`Objective` (subset together by ``take``).
+_PER_REPLICATION = ("signs", "sample_weight", "tilt")
+
+
 @dataclass(frozen=True)
 class Objective:
-    """``F = mean_i psi(y_i, eta_i, P)`` for one family, objective kind and ``clean_weight``."""
+    """``F = sum_i [w_i psi(y_i, eta_i, P) + t_i eta_i] / sum_i w_i`` for one family, objective
+    kind and ``clean_weight``; ``F = mean_i psi`` without weights and tilt.
+
+    The solvers see the terms ``c_i psi_i + (n t_i / sum w) eta_i`` with
+    ``c_i = n w_i / sum_j w_j`` (:meth:`per_sample`, :meth:`partials`), so that ``F`` is their
+    plain mean and the solvers need not know about weights.
+    """
 
     family: Family
     kind: Kind
@@ -52,13 +79,67 @@ class Objective:
     #: Optional frozen FGSM signs ``s`` of shape ``(R, n)`` (kind ``"sign"`` only); ``None``
     #: means ``s = sign(y - mu(eta))`` at the point of evaluation.
     signs: Any = None
+    #: Optional observation weights ``w >= 0`` of shape ``(R, n)``, float64, each row with a
+    #: positive sum (validated by :func:`gfgsm.fit_batch`); ``None`` means ``w = 1``.
+    sample_weight: Any = None
+    #: Optional tilt ``t`` of shape ``(R, n)``, float64: the term ``t_i eta_i`` added to the
+    #: weighted sum (docs/theory.md s.5); ``None`` means ``t = 0``.
+    tilt: Any = None
 
     def take(self, idx: Any) -> Objective:
-        """The objective of the replications ``idx`` (frozen signs are per replication)."""
-        if self.signs is None:
-            return self
-        xp = get_namespace(self.signs)
-        return replace(self, signs=xp.take(self.signs, idx, axis=0))
+        """The objective of the replications ``idx`` (signs, weights and tilt are per
+        replication)."""
+        changes: dict[str, Any] = {}
+        for name in _PER_REPLICATION:
+            a = getattr(self, name)
+            if a is not None:
+                changes[name] = get_namespace(a).take(a, idx, axis=0)
+        return replace(self, **changes) if changes else self
+
+    @property
+    def is_weighted(self) -> bool:
+        """True when observation weights or a tilt are set (``F`` is not the plain mean)."""
+        return self.sample_weight is not None or self.tilt is not None
+
+    def weight_scale(self) -> Any:
+        """``c_i = n w_i / sum_j w_j``, shape ``(R, n)``, or ``None`` without weights (``c = 1``).
+
+        The factor that turns the weighted sum ``sum_i w_i psi_i / sum w`` into the mean
+        ``(1/n) sum_i c_i psi_i`` the solvers average.
+        """
+        w = self.sample_weight
+        if w is None:
+            return None
+        xp = get_namespace(w)
+        return w * (float(w.shape[-1]) / xp.sum(w, axis=-1))[:, None]
+
+    def _tilt_scale(self) -> Any:
+        """``n t_i / sum_j w_j`` (``t_i`` itself without weights), shape ``(R, n)``."""
+        t, w = self.tilt, self.sample_weight
+        if w is None:
+            return t
+        xp = get_namespace(w)
+        return t * (float(w.shape[-1]) / xp.sum(w, axis=-1))[:, None]
+
+    def _weigh(self, psi: Any, eta: Any) -> Any:
+        """``c_i psi_i + (n t_i / sum w) eta_i``; ``psi`` itself (the same object) when
+        unweighted, so the default path is bit-for-bit that of the unweighted objective."""
+        c = self.weight_scale()
+        if c is not None:
+            # A zero weight drops the observation, even where its loss overflows (0 * inf).
+            psi = _where(c > 0, c * psi, 0.0)
+        if self.tilt is not None:
+            psi = psi + self._tilt_scale() * eta
+        return psi
+
+    def _weigh_partials(self, parts: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The five partials of :meth:`_weigh`: each times ``c_i``, ``psi_eta`` plus the tilt."""
+        c = self.weight_scale()
+        if c is not None:
+            parts = tuple(_where(c > 0, c * d, 0.0) for d in parts)
+        if self.tilt is not None:
+            parts = (parts[0] + self._tilt_scale(), *parts[1:])
+        return parts
 
     def _sign(self, y: Any, eta: Any) -> Any:
         return self.family.residual_sign(y, eta) if self.signs is None else self.signs
@@ -70,7 +151,13 @@ class Objective:
 
     # --- values ---------------------------------------------------------------------------
     def per_sample(self, y: Any, eta: Any, P: Any) -> Any:
-        """``psi(y_i, eta_i, P)``, shape of ``eta`` (``(R, n)``); ``P`` has shape ``(R,)``."""
+        """The terms ``c_i psi(y_i, eta_i, P) + (n t_i / sum w) eta_i`` whose mean is ``F``
+        (``psi`` itself without weights and tilt), shape of ``eta`` (``(R, n)``); ``P`` has
+        shape ``(R,)``."""
+        return self._weigh(self._psi(y, eta, P), eta)
+
+    def _psi(self, y: Any, eta: Any, P: Any) -> Any:
+        """``psi(y_i, eta_i, P)`` (unweighted), shape ``(R, n)``."""
         fam, a = self.family, self.clean_weight
         Pb = P[..., None]
         if self.kind == "pl":
@@ -85,25 +172,35 @@ class Objective:
         return a * clean + (1.0 - a) * adv
 
     def value(self, y: Any, eta: Any, P: Any) -> Any:
-        """``F``: the mean of :meth:`per_sample` over the last axis, shape ``(R,)``."""
+        """``F = sum_i [w_i psi_i + t_i eta_i] / sum_i w_i``: the mean of :meth:`per_sample`
+        over the last axis, shape ``(R,)``."""
         xp = get_namespace(eta)
         return xp.mean(self.per_sample(y, eta, P), axis=-1)
 
     def smoothed_value(self, y: Any, eta: Any, P: Any, smooth: Any) -> Any:
-        """The smooth upper bound ``F_mu`` minimised by the solvers (``F`` when no kinks)."""
+        """The smooth upper bound ``F_mu`` minimised by the solvers (``F`` when no kinks),
+        weighted and tilted as ``F``."""
         xp = get_namespace(eta)
         if not self.has_kinks:
             return self.value(y, eta, P)
-        return xp.mean(self._smoothed_psi(y, eta, P, smooth)[0], axis=-1)
+        return xp.mean(self._weigh(self._smoothed_psi(y, eta, P, smooth)[0], eta), axis=-1)
 
     # --- derivatives ------------------------------------------------------------------------
     def partials(self, y: Any, eta: Any, P: Any, smooth: Any = 0.0) -> tuple[Any, ...]:
         """``(psi_eta, psi_P, psi_eta_eta, psi_eta_P, psi_P_P)``, each of shape ``(R, n)``.
 
+        These are the partials of the terms of :meth:`per_sample`: with weights each is
+        ``c_i = n w_i / sum w`` times that of ``psi``, and ``psi_eta`` gets ``+ n t_i / sum w``
+        from the tilt; the solvers average them over observations (``g = Xt' psi_eta / n``,
+        ``kappa = mean psi_P``), which gives the derivatives of the weighted, tilted ``F``.
         For ``kind="sign"`` the sign ``s_i`` is held at its current value (it is piecewise
         constant in theta); for ``kind="max"`` these are the derivatives of the smoothed
         ``psi`` with smoothing level ``smooth`` (shape ``(R,)`` or scalar).
         """
+        return self._weigh_partials(self._psi_partials(y, eta, P, smooth))
+
+    def _psi_partials(self, y: Any, eta: Any, P: Any, smooth: Any) -> tuple[Any, ...]:
+        """The five partials of the unweighted ``psi`` (see :meth:`partials`)."""
         xp = get_namespace(eta)
         fam, a = self.family, self.clean_weight
         Pb = P[..., None]
@@ -136,8 +233,10 @@ class Objective:
         (``rho_i = 0``, boolean ``ties`` of shape ``(R, n)``) contribute the subgradient
         ``nu_i in [-1, 1]`` of ``|rho|``: their term is ``(l_- + l_+)/2 + P nu_i rho_i``, the
         Lagrangian of the constraint ``rho_i = 0``.  The other observations use the unsmoothed
-        ``|rho|``.  Returns the five partials (as :meth:`partials`) followed by
-        ``(rho, rho_eta, rho_P)`` for the constraint rows.
+        ``|rho|``.  Returns the five partials (as :meth:`partials`, weighted and tilted) followed
+        by ``(rho, rho_eta, rho_P)`` for the constraint rows, *unweighted*: ``nu_i`` multiplies
+        ``|rho_i|`` inside ``psi_i``, so it stays in ``[-1, 1]`` whatever ``w_i``; the weight
+        ``c_i`` of a kink enters the crossover's system through :meth:`weight_scale`.
         """
         a = self.clean_weight
         _, parts, rho_parts = self._smoothed_psi(
@@ -149,7 +248,7 @@ class Objective:
         d2c = fam.d2loss(y, eta) if a > 0 else 0.0
         b = 1.0 - a
         out = (a * d1c + b * pe, b * pP, a * d2c + b * pee, b * peP, b * pPP)
-        return out + rho_parts
+        return self._weigh_partials(out) + rho_parts
 
     def _smoothed_psi(
         self,

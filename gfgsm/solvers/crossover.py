@@ -16,6 +16,11 @@ only if it is a KKT point of the original problem: ``|nu_i| <= 1``, no other res
 free slope changed sign, and each zero slope satisfies ``|g_j| <= kappa p'(0+)``.  Its residual
 (the sup-norm of the minimum-norm subgradient, with the kinks exact to rounding) is then the
 reported KKT residual; otherwise the smoothed solution is kept as it was.
+
+With observation weights the terms of ``L`` are ``c_i psi_i`` (``c_i = n w_i / sum w``,
+:meth:`Objective.weight_scale`): ``nu_i`` still multiplies ``|rho_i|`` inside ``psi_i`` and so
+still lies in ``[-1, 1]``; the constraint row of a kink is scaled by its ``c_i`` to keep the
+system symmetric, and an observation of weight 0 (no term at all) is never a kink.
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ def crossover(
     h1 = rho0 / xp.sqrt(rho0 * rho0 + sm * sm)
     # A vanishing residual is a kink only when the shift is positive (P = 0: no adversary).
     ties = (xp.abs(h1) < _TIE) & (P > 0)[:, None]
+    wscale = objective.weight_scale()  # c_i = n w_i / sum w, or None (c = 1)
+    # Observations of weight 0 have no term: never a kink, and their residuals may change sign.
+    dropped = xp.zeros_like(ties) if wscale is None else wscale == 0
+    ties = ties & ~dropped
     counts = xp.sum(xp.astype(ties, xp.int64), axis=-1)
     # Generically at most q residuals vanish together; more is degenerate and not polished.
     kmax = min(int(xp.max(counts)), q) if R else 0
@@ -83,6 +92,7 @@ def crossover(
     nu = xp.take_along_axis(h1, tidx, axis=1)
     nu_full = h1  # multipliers of all ties (non-ties ignore it)
     Xk = _gather_rows(xp, Xt, tidx)  # (R, k, q)
+    ck = None if wscale is None else xp.take_along_axis(wscale, tidx, axis=1)  # (R, k)
     eye = xp.eye(q + kmax, dtype=theta.dtype)
     th = theta
 
@@ -98,11 +108,14 @@ def crossover(
         rk = xp.take_along_axis(rho, tidx, axis=1)
         rek = xp.take_along_axis(re, tidx, axis=1)
         rPk = xp.take_along_axis(rP, tidx, axis=1)
-        # The constraint is written c_k = (1 - alpha) P rho_k / n = dL/dnu_k, so that its
-        # Jacobian B is exactly the cross block d g / d nu_k: the system is symmetric.
+        # The constraint is written c_k = (1 - alpha) w_k P rho_k / n = dL/dnu_k (w_k the kink's
+        # weight scale ``ck``, 1 without weights), so that its Jacobian B is exactly the cross
+        # block d g / d nu_k: the system is symmetric.
         c = (1.0 - alpha) / n * P[:, None] * rk
         B = (1.0 - alpha) / n * (P[:, None, None] * rek[:, :, None] * Xk
                                  + (rk + P[:, None] * rPk)[:, :, None] * v[:, None, :])
+        if ck is not None:
+            c, B = ck * c, ck[:, :, None] * B
         B = xp.where(slot[:, :, None] & free[:, None, :], B, 0.0)
         H = xp.where(free[:, :, None] & free[:, None, :], H, xp.eye(q, dtype=H.dtype))
         # Quasi-definite regularisation (+delta on H, -delta on the zero block) keeps the
@@ -139,7 +152,7 @@ def crossover(
     kkt = xp.maximum(stat, zero_viol)
     ok = (
         xp.all(xp.where(slot, xp.abs(nu) <= 1.0 + 1e-10, True), axis=-1)
-        & xp.all(xp.where(ties, True, xp.sign(rho) == xp.sign(rho0)), axis=-1)
+        & xp.all(xp.where(ties | dropped, True, xp.sign(rho) == xp.sign(rho0)), axis=-1)
         & xp.all(xp.where(free[:, o:], xp.sign(b) == sigma, True), axis=-1)
         & ~too_many
         & xp.all(xp.isfinite(th), axis=-1)
