@@ -29,7 +29,7 @@ from gfgsm.mc.measures import (
 RTOL = 1e-12
 
 
-def _rows(estimates, true, *, converged=None, ci=None, method="a", param="beta1",
+def _rows(estimates, true, *, converged=None, ci=None, se=None, method="a", param="beta1",
           condition=0, status=None) -> pd.DataFrame:
     """A results frame of one (condition, method, param) cell, one row per replication."""
     k = len(estimates)
@@ -43,6 +43,8 @@ def _rows(estimates, true, *, converged=None, ci=None, method="a", param="beta1"
     if ci is not None:
         frame["ci_lower"] = [c[0] for c in ci]
         frame["ci_upper"] = [c[1] for c in ci]
+    if se is not None:
+        frame["se"] = np.asarray(se, dtype=float)
     return pd.DataFrame(frame)
 
 
@@ -238,6 +240,265 @@ def test_groups_and_factor_columns():
     assert list(r["n"]) == [100, 100, 400, 400]
     row = r.set_index(["condition", "param"]).loc[(1, "beta1")]
     assert row["bias"] == pytest.approx(6.5 / 3 - 2, rel=RTOL)
+
+
+# --------------------------------------------------------------------------------------------
+# performance: interval and model-SE measures (Morris et al. 2019, Table 6)
+# --------------------------------------------------------------------------------------------
+# The output columns before these measures were added, in order: they must not change.
+OLD_COLUMNS = ["condition", "method", "param", "n_rep", "n_used", "nonconverged_share",
+               "n_nonfinite", "true", "mean_est", "bias", "bias_mcse", "empse", "empse_mcse",
+               "mse", "mse_mcse", "rmse", "rmse_mcse", "relbias", "relbias_mcse", "n_ci",
+               "coverage", "coverage_mcse"]
+NEW_COLUMNS = ["be_coverage", "be_coverage_mcse", "width", "width_mcse", "n_se", "modse",
+               "modse_mcse", "relerr_modse", "relerr_modse_mcse"]
+INTERVAL_MEASURES = ["be_coverage", "be_coverage_mcse", "width", "width_mcse"]
+SE_MEASURES = ["modse", "modse_mcse", "relerr_modse", "relerr_modse_mcse"]
+
+
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def _var(xs):
+    """Sample variance (n - 1) in plain Python."""
+    xbar = _mean(xs)
+    return sum((x - xbar) ** 2 for x in xs) / (len(xs) - 1)
+
+
+def test_interval_and_modse_measures_by_hand():
+    # Five replications, true 2; tbar = 13/5 = 2.6.  Intervals and whether they contain
+    # theta = 2 / tbar = 2.6, and their widths:
+    #   [0.0, 2.2]  yes / no   2.2
+    #   [1.0, 3.0]  yes / yes  2.0
+    #   [2.1, 2.9]  no  / yes  0.8
+    #   [1.5, 4.5]  yes / yes  3.0
+    #   [2.5, 6.5]  no  / yes  4.0
+    # so coverage 3/5, bias-eliminated coverage 4/5, mean width 12/5.
+    est = [1.0, 2.0, 2.5, 3.0, 4.5]
+    ci = [(0.0, 2.2), (1.0, 3.0), (2.1, 2.9), (1.5, 4.5), (2.5, 6.5)]
+    se = [0.5, 1.0, 0.5, 1.5, 1.0]
+    r = performance(_rows(est, 2.0, ci=ci, se=se)).iloc[0]
+    n = 5
+    widths = [hi - lo for lo, hi in ci]
+    v = [s * s for s in se]                 # 0.25, 1, 0.25, 2.25, 1: mean 0.95
+    modse = math.sqrt(_mean(v))             # sqrt(0.95)
+    var_v = _var(v)                         # (0.49 + 0.0025 + 0.49 + 1.69 + 0.0025) / 4
+    empse = math.sqrt(_var(est))            # sqrt(6.7 / 4)
+    ratio = modse / empse
+    expected = {
+        "n_ci": 5, "n_se": 5, "mean_est": 2.6,
+        "coverage": 3 / 5, "coverage_mcse": math.sqrt(3 / 5 * 2 / 5 / n),
+        "be_coverage": 4 / 5, "be_coverage_mcse": math.sqrt(4 / 5 * 1 / 5 / n),
+        "width": 12 / 5, "width_mcse": math.sqrt(_var(widths) / n),
+        "modse": modse, "modse_mcse": math.sqrt(var_v / (4 * n * modse ** 2)),
+        "relerr_modse": 100 * (ratio - 1),
+        "relerr_modse_mcse": 100 * ratio * math.sqrt(var_v / (4 * n * modse ** 4)
+                                                     + 1 / (2 * (n - 1))),
+    }
+    for k, val in expected.items():
+        assert r[k] == pytest.approx(val, rel=RTOL), k
+    # The closed forms of the comments, as a check on the arithmetic above.
+    assert r["modse"] == pytest.approx(math.sqrt(0.95), rel=RTOL)
+    assert r["modse_mcse"] == pytest.approx(math.sqrt(0.66875 / 19), rel=RTOL)
+    assert r["width_mcse"] == pytest.approx(math.sqrt(1.42 / 5), rel=RTOL)
+    assert r["relerr_modse"] == pytest.approx(100 * (math.sqrt(0.95 / 1.675) - 1), rel=RTOL)
+    assert r["relerr_modse_mcse"] == pytest.approx(
+        100 * math.sqrt(0.95 / 1.675) * math.sqrt(0.66875 / (20 * 0.95 ** 2) + 1 / 8), rel=RTOL)
+
+
+def test_interval_and_se_measures_follow_the_used_rows_rule():
+    # Rep 4 did not converge; rep 1 has no interval and no se.  True 1.
+    est = [1.0, 2.0, 3.0, 5.0, 4.0]
+    ci = [(0.0, 2.0), (np.nan, 3.0), (2.0, 4.0), (2.5, 6.0), (0.0, 1.0)]
+    se = [1.0, np.nan, 3.0, 2.0, 100.0]
+    df = _rows(est, 1.0, ci=ci, se=se, converged=[True, True, True, True, False])
+    r = performance(df).iloc[0]
+    # Used: reps 0-3, tbar = 11/4 = 2.75 (over all four, rep 1 included).  Intervals of reps
+    # 0, 2, 3: contain theta = 1: yes, no, no; contain 2.75: no, yes, yes; widths 2, 2, 3.5.
+    assert (r["n_used"], r["n_ci"], r["n_se"]) == (4, 3, 3)
+    assert r["coverage"] == pytest.approx(1 / 3, rel=RTOL)
+    assert r["be_coverage"] == pytest.approx(2 / 3, rel=RTOL)
+    assert r["be_coverage_mcse"] == pytest.approx(math.sqrt(2 / 3 * 1 / 3 / 3), rel=RTOL)
+    assert r["width"] == pytest.approx(7.5 / 3, rel=RTOL)
+    assert r["width_mcse"] == pytest.approx(math.sqrt(_var([2.0, 2.0, 3.5]) / 3), rel=RTOL)
+    # ModSE over the k = 3 finite se of the used reps; EmpSE over the n = 4 used estimates:
+    # each keeps its own count in the relative-error MCSE.
+    v = [1.0, 9.0, 4.0]
+    modse = math.sqrt(_mean(v))
+    empse = math.sqrt(_var([1.0, 2.0, 3.0, 5.0]))
+    assert r["modse"] == pytest.approx(math.sqrt(14 / 3), rel=RTOL)
+    assert r["modse_mcse"] == pytest.approx(math.sqrt(_var(v) / (4 * 3 * modse ** 2)),
+                                            rel=RTOL)
+    assert r["relerr_modse"] == pytest.approx(100 * (modse / empse - 1), rel=RTOL)
+    assert r["relerr_modse_mcse"] == pytest.approx(
+        100 * modse / empse * math.sqrt(_var(v) / (4 * 3 * modse ** 4) + 1 / (2 * 3)),
+        rel=RTOL)
+    # Including the non-converged rep brings its interval and its se in.
+    r = performance(df, include_nonconverged=True).iloc[0]
+    assert (r["n_used"], r["n_ci"], r["n_se"]) == (5, 4, 4)
+    assert r["modse"] == pytest.approx(math.sqrt((1 + 9 + 4 + 10000) / 4), rel=RTOL)
+    assert r["width"] == pytest.approx(8.5 / 4, rel=RTOL)
+    # tbar = 15/5 = 3: contained by [2, 4] and [2.5, 6] only.
+    assert r["be_coverage"] == pytest.approx(2 / 4, rel=RTOL)
+
+
+def test_nonfinite_estimate_poisons_only_what_uses_the_estimates():
+    # A NaN estimate makes tbar, hence be_coverage, and EmpSE, hence relerr_modse, NaN; the
+    # width and ModSE do not use the estimates and stay (as coverage does).
+    df = _rows([1.0, np.nan, 3.0], 2.0, ci=[(0.0, 2.5), (1.0, 2.0), (2.5, 3.5)],
+               se=[1.0, 2.0, 3.0])
+    r = performance(df).iloc[0]
+    assert r["n_nonfinite"] == 1
+    assert np.isnan(r["be_coverage"]) and np.isnan(r["be_coverage_mcse"])
+    assert np.isnan(r["relerr_modse"]) and np.isnan(r["relerr_modse_mcse"])
+    assert r["coverage"] == pytest.approx(2 / 3, rel=RTOL)
+    assert r["width"] == pytest.approx((2.5 + 1.0 + 1.0) / 3, rel=RTOL)
+    assert r["modse"] == pytest.approx(math.sqrt(14 / 3), rel=RTOL)
+
+
+def test_interval_and_se_edge_cases_give_nan_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # One finite interval and one finite se: no MCSE, so NaN (as coverage).
+        r = performance(_rows([1.0, 2.0, 3.0], 2.0, ci=[(0.0, 4.0), (np.nan, 1.0),
+                                                         (np.inf, 5.0)],
+                              se=[1.0, np.nan, -np.inf])).iloc[0]
+        assert (r["n_ci"], r["n_se"]) == (1, 1)
+        assert r[["coverage", *INTERVAL_MEASURES, *SE_MEASURES]].isna().all()
+        # Every se zero: ModSE 0 and relative error -100, but the delta-method MCSEs are
+        # undefined (as for RMSE = 0).
+        r = performance(_rows([1.0, 2.0, 3.0], 2.0, se=[0.0, 0.0, 0.0])).iloc[0]
+        assert r["modse"] == 0.0 and r["relerr_modse"] == -100.0
+        assert np.isnan(r["modse_mcse"]) and np.isnan(r["relerr_modse_mcse"])
+        # Every estimate equal: EmpSE 0, so no relative error of ModSE.
+        r = performance(_rows([2.0, 2.0, 2.0], 2.0, se=[1.0, 2.0, 2.0])).iloc[0]
+        assert r["empse"] == 0.0 and r["modse"] == pytest.approx(math.sqrt(3.0), rel=RTOL)
+        assert np.isnan(r["relerr_modse"]) and np.isnan(r["relerr_modse_mcse"])
+        # No used replication at all.
+        r = performance(_rows([1.0, 2.0], 2.0, ci=[(0.0, 3.0)] * 2, se=[1.0, 1.0],
+                              converged=[False, False])).iloc[0]
+        assert (r["n_ci"], r["n_se"]) == (0, 0)
+        assert r[[*INTERVAL_MEASURES, *SE_MEASURES]].isna().all()
+
+
+def test_missing_columns_leave_the_new_measures_nan_and_the_rest_unchanged():
+    # Like coverage (NaN with n_ci = 0 without interval columns), the new measures are NaN
+    # with n_ci = 0 / n_se = 0 when their columns are absent: the output columns are the same
+    # whatever the input has, and the measures that existed before are unchanged.
+    est = [1.0, 2.0, 4.0, 3.5]
+    ci = [(0.0, 3.0), (1.5, 2.5), (3.0, 5.0), (2.0, 5.0)]
+    se = [1.0, 0.5, 1.0, 1.5]
+    full = performance(_rows(est, 2.0, ci=ci, se=se))
+    bare = performance(_rows(est, 2.0))
+    no_se = performance(_rows(est, 2.0, ci=ci))
+    no_ci = performance(_rows(est, 2.0, se=se))
+    for r in (full, bare, no_se, no_ci):
+        assert list(r.columns) == OLD_COLUMNS + NEW_COLUMNS
+    assert bare.iloc[0][["coverage", *INTERVAL_MEASURES, *SE_MEASURES]].isna().all()
+    assert (bare.iloc[0]["n_ci"], bare.iloc[0]["n_se"]) == (0, 0)
+    assert no_se.iloc[0][SE_MEASURES].isna().all() and no_se.iloc[0]["n_se"] == 0
+    assert no_ci.iloc[0][INTERVAL_MEASURES].isna().all() and no_ci.iloc[0]["n_ci"] == 0
+    # Each optional column feeds only its own measures.
+    estimate_based = [c for c in OLD_COLUMNS if c not in ("n_ci", "coverage", "coverage_mcse")]
+    for r in (bare, no_se, no_ci):
+        pd.testing.assert_frame_equal(r[estimate_based], full[estimate_based])
+    interval = ["n_ci", "coverage", "coverage_mcse", *INTERVAL_MEASURES]
+    pd.testing.assert_frame_equal(no_se[interval], full[interval])
+    pd.testing.assert_frame_equal(no_ci[["n_se", *SE_MEASURES]], full[["n_se", *SE_MEASURES]])
+
+
+def _symmetric_studies(studies: int, pairs: int, theta: float, seed: int) -> pd.DataFrame:
+    """Studies whose estimates come in mirror pairs theta -+ d: tbar = theta by construction.
+
+    Intervals est -+ 1.96 se with a random se, so that some miss theta."""
+    rng = np.random.default_rng(seed)
+    d = rng.normal(0.0, 1.0, size=(studies, pairs))
+    est = np.concatenate([theta + d, theta - d], axis=1)
+    se = rng.uniform(0.3, 1.5, size=est.shape)
+    reps = 2 * pairs
+    return pd.DataFrame({
+        "condition": np.repeat(np.arange(studies), reps), "method": "m",
+        "rep": np.tile(np.arange(reps), studies), "param": "beta1",
+        "estimate": est.ravel(), "true": theta, "converged": True,
+        "ci_lower": (est - 1.96 * se).ravel(), "ci_upper": (est + 1.96 * se).ravel(),
+    })
+
+
+def test_be_coverage_equals_coverage_for_an_unbiased_design():
+    # Dyadic numbers: the mirror pairs 0.5 -+ d sum exactly, so tbar = theta = 0.5 exactly
+    # and bias-eliminated coverage is coverage, to the last bit.  Intervals:
+    # [0.25, 0.5] yes, [0, 1.5] yes, [-0.5, 0.25] no, [-1, 2] yes, [0.625, 0.75] no,
+    # [-0.25, 0.375] no: both 1/2.
+    est = [0.75, 0.25, 1.5, -0.5, 0.625, 0.375]
+    ci = [(0.25, 0.5), (0.0, 1.5), (-0.5, 0.25), (-1.0, 2.0), (0.625, 0.75), (-0.25, 0.375)]
+    r = performance(_rows(est, 0.5, ci=ci)).iloc[0]
+    assert r["mean_est"] == 0.5
+    assert r["coverage"] == r["be_coverage"] == 0.5
+    assert r["coverage_mcse"] == r["be_coverage_mcse"]
+    # Random mirror pairs: tbar equals theta up to round-off, which decides no interval.
+    perf = performance(_symmetric_studies(300, 20, 0.7, seed=5))
+    np.testing.assert_allclose(perf["mean_est"], 0.7, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(perf["be_coverage"], perf["coverage"])
+    np.testing.assert_array_equal(perf["be_coverage_mcse"], perf["coverage_mcse"])
+    assert 0.7 < perf["coverage"].mean() < 0.95  # intervals that miss: not trivial
+    # Shifting every estimate and its interval by a bias moves tbar with them: coverage
+    # drops, bias-eliminated coverage does not (what the measure is for).
+    df = _symmetric_studies(300, 20, 0.7, seed=5)
+    shifted = performance(df.assign(estimate=df["estimate"] + 2.0,
+                                    ci_lower=df["ci_lower"] + 2.0,
+                                    ci_upper=df["ci_upper"] + 2.0))
+    np.testing.assert_array_equal(shifted["be_coverage"], perf["be_coverage"])
+    assert shifted["coverage"].mean() < perf["coverage"].mean() - 0.3
+
+
+def test_interval_and_modse_mcse_match_spread_over_studies():
+    # 2000 independent studies of R = 50 replications.  Each replication is a normal sample of
+    # size k = 10 from N(theta, tau^2): estimate its mean, se = s / sqrt(k), with xbar and s
+    # independent (exact for normal data), drawn directly as N(theta, tau^2/k) and
+    # tau^2 chi2_{k-1}/(k-1).  Intervals est -+ z_0.95 se (nominal 90%; with s in place of
+    # tau their coverage is P(|t_9| < z)).  The MCSE of a measure claims to be the SD of that
+    # measure across studies, so the mean reported MCSE is compared with that SD.
+    #
+    # Tolerance 10%: the SD of 2000 draws of a near-normal statistic has relative SE
+    # 1/sqrt(2 * 1999) = 1.6%, so sampling alone allows ~5% (3 SEs); the MCSE formulas are
+    # first-order (delta method, plug-in variances, sqrt(B(1-B)/m) averaged: Jensen) and are
+    # 1-3% low at R = 50 (over 60 seeds, ratios mean/SD were 0.97-0.99 with SD 1.4-1.8% and
+    # none outside [0.93, 1.04]).  10% is ~4 SEs beyond the largest of those biases and still
+    # catches a formula off by a factor sqrt(2) or a wrong n (both >= 29%).
+    studies, reps, k, theta, tau = 2000, 50, 10, 0.3, 1.7
+    z = 1.6448536269514722
+    rng = np.random.default_rng(20190102)
+    est = rng.normal(theta, tau / math.sqrt(k), size=(studies, reps))
+    se = np.sqrt(tau ** 2 * rng.chisquare(k - 1, size=(studies, reps)) / (k - 1) / k)
+    df = pd.DataFrame({
+        "condition": np.repeat(np.arange(studies), reps), "method": "m",
+        "rep": np.tile(np.arange(reps), studies), "param": "beta1",
+        "estimate": est.ravel(), "true": theta, "converged": True, "status": "ok",
+        "ci_lower": (est - z * se).ravel(), "ci_upper": (est + z * se).ravel(),
+        "se": se.ravel(),
+    })
+    perf = performance(df)
+    assert len(perf) == studies and (perf["n_se"] == reps).all()
+    for m in ("be_coverage", "width", "modse", "relerr_modse"):
+        sd = perf[m].std(ddof=1)
+        assert perf[f"{m}_mcse"].mean() == pytest.approx(sd, rel=0.10), m
+    # The estimates themselves, against exact expectations (independent of the module):
+    # est_i - tbar ~ N(0, (1 - 1/R) tau^2/k) is independent of s_i, so bias-eliminated
+    # coverage is P(|t_9| < z / sqrt(1 - 1/R)) = 0.8690 and coverage P(|t_9| < z) = 0.8656.
+    # The SD of a study's coverage is ~0.048, so the mean over 2000 has SE 0.0011.
+    from scipy import stats
+
+    p_be = 2 * stats.t.cdf(z / math.sqrt(1 - 1 / reps), k - 1) - 1
+    p_cov = 2 * stats.t.cdf(z, k - 1) - 1
+    assert perf["be_coverage"].mean() == pytest.approx(p_be, abs=0.004)
+    assert perf["coverage"].mean() == pytest.approx(p_cov, abs=0.004)
+    # Width: E[2 z se] = 2 z tau c4(k) / sqrt(k) with c4 the mean of s / tau; its SD over
+    # studies is ~0.015 relative, so the mean over 2000 is good to ~0.03%.
+    c4 = math.sqrt(2 / (k - 1)) * math.gamma(k / 2) / math.gamma((k - 1) / 2)
+    assert perf["width"].mean() == pytest.approx(2 * z * tau * c4 / math.sqrt(k), rel=0.002)
+    # ModSE^2 is the mean model variance, unbiased for tau^2 / k (SE 0.15% of it).
+    assert (perf["modse"] ** 2).mean() == pytest.approx(tau ** 2 / k, rel=0.005)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ Notation: ``n`` replications entering a measure, estimates ``t_i``, true value `
 Functions
 ---------
 :func:`performance`
-    bias, empirical SE, MSE, RMSE, relative bias and coverage per group, each with its MCSE.
+    bias, empirical SE, MSE, RMSE, relative bias, coverage, bias-eliminated coverage, interval
+    width, model-based SE and its relative error per group, each with its MCSE.
 :func:`rate_fit`
     slope of ``log y`` on ``log x`` (e.g. ``log RMSE`` on ``log n``: -1/2 under root-n
     consistency, docs/theory.md s.5 consequence 1 and s.8 claim 1), weighted by the MCSEs.
@@ -22,7 +23,8 @@ Functions
 
 Input is the tidy results store of :mod:`gfgsm.mc.runner`: one row per replication x method x
 parameter with ``condition``, the condition factors, ``method``, ``rep``, ``param``,
-``estimate``, ``true``, ``converged``, ``status`` and optionally ``ci_lower``, ``ci_upper``.
+``estimate``, ``true``, ``converged``, ``status`` and optionally ``ci_lower``, ``ci_upper``
+(an interval per replication) and ``se`` (the model-based standard error it reports).
 
 Non-converged fits never enter a measure silently: they are excluded by default and their share
 is reported next to every measure; ``include_nonconverged=True`` includes them and records it
@@ -112,33 +114,51 @@ def _replication_key(df: pd.DataFrame, by: list[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 def performance(df: pd.DataFrame, by: str | Sequence[str] = PERFORMANCE_BY, *,
                 include_nonconverged: bool = False) -> pd.DataFrame:
-    """Per group: bias, EmpSE, MSE, RMSE, relative bias and coverage, each with its MCSE.
+    """Per group: bias, EmpSE, MSE, RMSE, relative bias, coverage, bias-eliminated coverage,
+    interval width, ModSE and its relative error, each with its MCSE.
 
     Formulas (Morris et al. 2019, Table 6; rsimsum ``simsum``), over the ``n = n_used``
-    replications of a group with estimates ``t_i``, true value ``theta`` and ``e_i = t_i -
-    theta``:
+    replications of a group with estimates ``t_i``, true value ``theta``, ``e_i = t_i -
+    theta``, intervals ``[lo_i, hi_i]`` with widths ``w_i = hi_i - lo_i`` and model-based
+    variances ``v_i = se_i^2``:
 
-    ============  ==================================  ========================================
-    measure       estimate                            Monte Carlo SE
-    ============  ==================================  ========================================
-    ``bias``      ``tbar - theta``                    ``EmpSE / sqrt(n)``
-    ``empse``     ``sqrt(sum (t_i - tbar)^2/(n-1))``  ``EmpSE / sqrt(2 (n - 1))``
-    ``mse``       ``sum e_i^2 / n``                   ``sqrt(sum (e_i^2 - MSE)^2/(n (n-1)))``
-    ``rmse``      ``sqrt(MSE)``                       ``MCSE(MSE) / (2 RMSE)`` (delta method)
-    ``relbias``   ``(tbar - theta) / theta``          ``MCSE(bias) / |theta|``
-    ``coverage``  ``C = #{lo_i <= theta <= hi_i}/m``  ``sqrt(C (1 - C) / m)``
-    ============  ==================================  ========================================
+    ================  ====================================  ====================================
+    measure           estimate                              Monte Carlo SE
+    ================  ====================================  ====================================
+    ``bias``          ``tbar - theta``                      ``EmpSE / sqrt(n)``
+    ``empse``         ``sqrt(sum (t_i - tbar)^2/(n-1))``    ``EmpSE / sqrt(2 (n - 1))``
+    ``mse``           ``sum e_i^2 / n``                     ``sqrt(sum (e_i^2-MSE)^2/(n (n-1)))``
+    ``rmse``          ``sqrt(MSE)``                         ``MCSE(MSE) / (2 RMSE)`` (delta)
+    ``relbias``       ``(tbar - theta) / theta``            ``MCSE(bias) / |theta|``
+    ``coverage``      ``C = #{lo_i <= theta <= hi_i} / m``  ``sqrt(C (1 - C) / m)``
+    ``be_coverage``   ``B = #{lo_i <= tbar <= hi_i} / m``   ``sqrt(B (1 - B) / m)``
+    ``width``         ``wbar = sum w_i / m``                ``s_w / sqrt(m)``
+    ``modse``         ``sqrt(vbar)``, ``vbar = sum v_i/k``  ``sqrt(V_v / (4 k ModSE^2))``
+    ``relerr_modse``  ``100 (ModSE / EmpSE - 1)``           ``100 (ModSE/EmpSE) sqrt(V_v /``
+                                                            ``(4 k ModSE^4) + 1/(2 (n - 1)))``
+    ================  ====================================  ====================================
 
+    with ``s_w = sqrt(sum (w_i - wbar)^2 / (m - 1))`` the sample SD of the widths and
+    ``V_v = sum (v_i - vbar)^2 / (k - 1)`` the sample variance of the model variances.
     The EmpSE MCSE is the large-sample SD of a sample SD of normal draws, so it assumes
     approximately normal estimates.  The RMSE row is not in Table 6; it follows from
-    ``d sqrt(x) = dx / (2 sqrt(x))``.
-    ``relbias`` is NaN when ``theta = 0``.  Coverage is over the ``m = n_ci`` used replications
-    whose interval has two finite ends (a method without intervals stores NaN and gets NaN).
+    ``d sqrt(x) = dx / (2 sqrt(x))``; the width row is not in Table 6 either: it is the MCSE
+    of a mean, as for bias.  The ``relerr_modse`` MCSE is Table 6's, i.e. the relative MCSEs of
+    ModSE and EmpSE added in quadrature (the two treated as independent, exact for normal
+    data); when ``k < n`` each keeps its own count.
+    ``relbias`` is NaN when ``theta = 0``.  Coverage, bias-eliminated coverage and width are
+    over the ``m = n_ci`` used replications whose interval has two finite ends (a method
+    without intervals stores NaN and gets NaN); ``tbar`` in ``be_coverage`` is ``mean_est``,
+    the mean over all ``n`` used replications, so a non-finite estimate makes it NaN.  ModSE
+    is over the ``k = n_se`` used replications with a finite ``se``; ``relerr_modse`` also
+    needs a finite, positive EmpSE.  Without the ``ci_lower``/``ci_upper`` (or ``se``) columns
+    the interval (or ModSE) measures are NaN with ``n_ci = 0`` (``n_se = 0``).
 
     Parameters
     ----------
     df : tidy results (module docstring); needs ``by`` columns, ``estimate``, ``true``,
-        ``converged``; ``ci_lower`` and ``ci_upper`` are optional.
+        ``converged``; ``ci_lower`` and ``ci_upper`` (used only when both are present) and
+        ``se`` are optional.
     by : columns defining a group.  ``true`` must be constant within a group, so ``by``
         normally includes ``param`` and the condition.  Factor columns (``n``, ``family``, ...)
         can be added to ``by`` to carry them into the result (e.g. for :func:`rate_fit`).
@@ -150,8 +170,11 @@ def performance(df: pd.DataFrame, by: str | Sequence[str] = PERFORMANCE_BY, *,
     ``n_used`` (rows entering the measures), ``nonconverged_share`` (always of ``n_rep``,
     whichever rows are used), ``n_nonfinite`` (used rows with a non-finite estimate: these make
     the estimate-based measures NaN rather than being dropped), ``true``, ``mean_est``, each
-    measure and its ``<measure>_mcse``, and ``n_ci``.  Groups with ``n_used < 2`` (or
-    ``n_ci < 2`` for coverage) get NaN measures: an MCSE needs two replications.
+    measure and its ``<measure>_mcse``, ``n_ci`` and ``n_se``, in the order ``n_ci``,
+    ``coverage``, ``be_coverage``, ``width``, ``n_se``, ``modse``, ``relerr_modse`` after the
+    estimate-based measures.  Groups with ``n_used < 2`` (or ``n_ci < 2`` for the interval
+    measures, ``n_se < 2`` for the ModSE measures) get NaN measures: an MCSE needs two
+    replications.
     ``attrs["include_nonconverged"]`` records the choice.
 
     Raises
@@ -163,6 +186,7 @@ def performance(df: pd.DataFrame, by: str | Sequence[str] = PERFORMANCE_BY, *,
     _require(df, [*by, "estimate", "true", "converged"], "performance")
     _check_unique_rows(df)
     has_ci = "ci_lower" in df.columns and "ci_upper" in df.columns
+    has_se = "se" in df.columns
     conv = _converged(df)
 
     work = df[by].copy()
@@ -196,26 +220,57 @@ def performance(df: pd.DataFrame, by: str | Sequence[str] = PERFORMANCE_BY, *,
         ok = np.isfinite(lo) & np.isfinite(hi)
         w["_has_ci"] = ok
         w["_cov"] = ok & (lo <= tru) & (tru <= hi)
+        # Widths only of the rows with two finite ends; NaN elsewhere, which the group
+        # reductions below skip (the count of the rows that enter is n_ci).
+        with np.errstate(invalid="ignore", over="ignore"):
+            w["_wid"] = np.where(ok, hi - lo, np.nan)
     else:
+        lo = hi = ok = np.zeros(len(u), dtype=bool)
         w["_has_ci"] = False
         w["_cov"] = False
+        w["_wid"] = np.nan
+    if has_se:
+        se = u["se"].to_numpy(dtype=float)
+        ok_se = np.isfinite(se)
+        w["_has_se"] = ok_se
+        with np.errstate(invalid="ignore", over="ignore"):
+            w["_var"] = np.where(ok_se, se * se, np.nan)
+    else:
+        w["_has_se"] = False
+        w["_var"] = np.nan
     g = _groupby(w, by)
     # Centred second moments (group means broadcast back by transform) rather than
     # sum(x^2) - n xbar^2, which loses digits when the spread is small relative to the mean.
     w["_dev2"] = (w["_est"] - g["_est"].transform("mean")) ** 2
     w["_mdev2"] = (w["_err2"] - g["_err2"].transform("mean")) ** 2
-    sums = _groupby(w, by)[["_est", "_err2", "_dev2", "_mdev2", "_bad", "_has_ci", "_cov"]].sum()
-    sums = sums.reindex(index)
-    n_used = _groupby(w, by).size().reindex(index, fill_value=0)
+    w["_wdev2"] = (w["_wid"] - g["_wid"].transform("mean")) ** 2
+    w["_vdev2"] = (w["_var"] - g["_var"].transform("mean")) ** 2
+    g = _groupby(w, by)
+    raw = g[["_est", "_err2", "_dev2", "_mdev2", "_bad", "_has_ci", "_cov", "_wid", "_wdev2",
+             "_has_se", "_var", "_vdev2"]].sum()
+    raw_n = g.size()
+    # Bias-eliminated coverage compares each interval with tbar, the group's mean estimate:
+    # the very value reported as mean_est (same sums, same division), broadcast to the rows
+    # by group number.  A non-finite estimate leaves tbar meaningless; masked below by nbad.
+    codes = g.ngroup().to_numpy()
+    with np.errstate(invalid="ignore"):
+        row_tbar = (raw["_est"].to_numpy(dtype=float) / raw_n.to_numpy(dtype=float))[codes]
+        becov = ok & (lo <= row_tbar) & (row_tbar <= hi)
+    raw["_becov"] = np.bincount(codes, weights=becov, minlength=len(raw))
+    sums = raw.reindex(index)
+    n_used = raw_n.reindex(index, fill_value=0)
 
     n = n_used.to_numpy(dtype=float)
     th = true.to_numpy(dtype=float)
     nbad = sums["_bad"].fillna(0).to_numpy(dtype=float)
     m = sums["_has_ci"].fillna(0).to_numpy(dtype=float)
+    k = sums["_has_se"].fillna(0).to_numpy(dtype=float)
     ok_n = (n >= 2) & (nbad == 0)
     ok_m = m >= 2
+    ok_k = k >= 2
     nan = np.full(len(index), np.nan)
-    # errstate: divisions by n - 1, theta and RMSE are guarded by the masks that follow;
+    # errstate: divisions by n - 1, m - 1, k - 1, theta, RMSE, ModSE and EmpSE are guarded by
+    # the masks that follow;
     # "over" because a subnormal theta makes relbias overflow to inf, which is its value.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         mean_est = np.where(ok_n, sums["_est"].to_numpy(dtype=float) / n, nan)
@@ -234,6 +289,22 @@ def performance(df: pd.DataFrame, by: str | Sequence[str] = PERFORMANCE_BY, *,
         relbias_mcse = np.where(nonzero, bias_mcse / np.abs(th), nan)
         cov = np.where(ok_m, sums["_cov"].to_numpy(dtype=float) / m, nan)
         cov_mcse = np.sqrt(cov * (1.0 - cov) / m)
+        becov = np.where(ok_m & ok_n, sums["_becov"].to_numpy(dtype=float) / m, nan)
+        becov_mcse = np.sqrt(becov * (1.0 - becov) / m)
+        width = np.where(ok_m, sums["_wid"].to_numpy(dtype=float) / m, nan)
+        width_mcse = np.where(ok_m, np.sqrt(sums["_wdev2"].to_numpy(dtype=float) / (m - 1) / m),
+                              nan)
+        modse = np.where(ok_k, np.sqrt(sums["_var"].to_numpy(dtype=float) / k), nan)
+        var_v = np.where(ok_k, sums["_vdev2"].to_numpy(dtype=float) / (k - 1), nan)
+        # ModSE = 0 (every se zero) leaves the delta method undefined, as for RMSE.
+        modse_mcse = np.where(modse > 0, np.sqrt(var_v / (4.0 * k * modse ** 2)), nan)
+        pos_empse = empse > 0
+        ratio = np.where(pos_empse, modse / empse, nan)
+        relerr = 100.0 * (ratio - 1.0)
+        # Table 6: 100 (ModSE/EmpSE) sqrt(V_v/(4 k ModSE^4) + 1/(2(n-1))), i.e. the relative
+        # MCSEs of ModSE and of EmpSE in quadrature.
+        relerr_mcse = 100.0 * ratio * np.sqrt((modse_mcse / modse) ** 2
+                                              + (empse_mcse / empse) ** 2)
 
     out = pd.DataFrame({
         "n_rep": n_rep.to_numpy(dtype=np.int64),
@@ -249,6 +320,11 @@ def performance(df: pd.DataFrame, by: str | Sequence[str] = PERFORMANCE_BY, *,
         "relbias": relbias, "relbias_mcse": relbias_mcse,
         "n_ci": m.astype(np.int64),
         "coverage": cov, "coverage_mcse": cov_mcse,
+        "be_coverage": becov, "be_coverage_mcse": becov_mcse,
+        "width": width, "width_mcse": width_mcse,
+        "n_se": k.astype(np.int64),
+        "modse": modse, "modse_mcse": modse_mcse,
+        "relerr_modse": relerr, "relerr_modse_mcse": relerr_mcse,
     }, index=index).reset_index()
     out.attrs["include_nonconverged"] = bool(include_nonconverged)
     out.attrs["by"] = tuple(by)
