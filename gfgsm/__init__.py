@@ -4,7 +4,7 @@ The theory, with its derivations, is docs/theory.md in the repository; its notat
 ``lam``, ``eta``, ``mu``, ``phi``, ``D``, ``V``, ``clean_weight``.
 """
 
-from . import designs, inference, theory
+from . import designs, inference, intervals, theory
 from .batch import BatchFit, fit_batch
 from .designs import (
     BernoulliDesign,
@@ -19,6 +19,7 @@ from .diagnostics import SignNeutrality, sign_neutrality
 from .estimators import GFGSM, PenalizedGLM
 from .families import Binomial, Family, Gaussian, Poisson, get_family
 from .inference import Debiased, debias
+from .intervals import Intervals, conf_int
 from .objectives import objective
 from .penalties import get_penalty
 from .schemes import get_scheme
@@ -56,11 +57,13 @@ __all__ = [
     "Family",
     "Gaussian",
     "GaussianDesign",
+    "Intervals",
     "MixtureDesign",
     "PenalizedGLM",
     "Poisson",
     "SignNeutrality",
     "UniformDesign",
+    "conf_int",
     "debias",
     "designs",
     "fit_batch",
@@ -68,6 +71,7 @@ __all__ = [
     "get_penalty",
     "get_scheme",
     "inference",
+    "intervals",
     "objective",
     "sign_neutrality",
     "theory",

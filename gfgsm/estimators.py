@@ -37,11 +37,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import intervals as _intervals
 from ._backend import to_numpy
 from ._validation import is_real, positive_int, real_in
 from .batch import fit_batch
 from .families import Family, get_family, sigmoid
-from .inference import check_alpha, check_cov_type, check_method, one_step
+from .inference import check_alpha, check_cov_type, one_step
 from .objectives import ADVERSARIES
 
 __all__ = ["GFGSM", "PenalizedGLM"]
@@ -149,6 +150,9 @@ class _GLMBase(BaseEstimator):
         self.family_ = fam
         self.n_samples_fit_ = int(X.shape[0])
         self._inference = self._debias(fit, X, y, fam)
+        # the limit-law and bootstrap intervals need the fit and its data (statsmodels keeps
+        # them too); the Wald ones do not
+        self._inference_data = (fit, X, y)
         return self
 
     # --- debiased inference ---------------------------------------------------------------------
@@ -228,18 +232,39 @@ class _GLMBase(BaseEstimator):
         return self._inference_result()[ct].copy()
 
     def conf_int(self, alpha: float = 0.05, method: str = "debiased",
-                 cov_type: str = "nonrobust") -> np.ndarray:
-        """(q, 2) Wald intervals ``params_debiased_ -+ z_{1 - alpha/2} se`` at level
-        ``1 - alpha``, the intercept first.  ``method="debiased"`` is the only method: the
-        penalized estimate itself has no Gaussian limit when coefficients are zero."""
-        from scipy import stats
+                 cov_type: str = "nonrobust", **options: Any) -> np.ndarray:
+        """(q, 2) intervals at level ``1 - alpha``, the intercept first (docs/theory.md s.5).
 
+        ``method``:
+
+        * ``"debiased"`` (default): Wald intervals ``params_debiased_ -+ z_{1 - alpha/2} se``
+          (``cov_type`` ``"nonrobust"`` or ``"HC0"``), valid at zeros too;
+        * ``"limit"``: the plug-in limit law of the penalized estimate ``theta_hat`` with a
+          thresholded zero pattern; ``"bootstrap"``: the perturbation bootstrap of it (l1
+          fits only; pointwise valid only, Leeb & Poetscher 2005);
+        * ``"naive"``: ``theta_hat -+ z se``, shown to fail (it ignores the shrinkage).
+
+        ``options`` go to :func:`gfgsm.intervals.conf_int` (``n_draws``, ``B``, ``threshold``,
+        ``seed``).
+        """
         a = check_alpha(alpha)
-        check_method(method)
-        se = np.sqrt(np.diag(self.cov_params(cov_type)))
-        params = self.params_debiased_
-        half = float(stats.norm.ppf(1.0 - a / 2.0)) * se
-        return np.column_stack([params - half, params + half])
+        m = _intervals.check_method(method)
+        ct = check_cov_type(cov_type)
+        if m == "debiased":
+            if options:
+                raise TypeError(f"method='debiased' takes no options, got {sorted(options)}")
+            from scipy import stats
+
+            se = np.sqrt(np.diag(self.cov_params(ct)))
+            params = self.params_debiased_
+            half = float(stats.norm.ppf(1.0 - a / 2.0)) * se
+            return np.column_stack([params - half, params + half])
+        self._inference_result()  # the reason, where there is no inference
+        fit, X, y = self._inference_data
+        ci = _intervals.conf_int(fit, X, y, m, a, cov_type=ct,
+                                 fit_intercept=bool(self.fit_intercept), **options)
+        return np.column_stack([np.asarray(to_numpy(ci.lower), dtype=np.float64)[0],
+                                np.asarray(to_numpy(ci.upper), dtype=np.float64)[0]])
 
     # --- prediction -----------------------------------------------------------------------------
     def _eta(self, X: Any) -> np.ndarray:
@@ -434,7 +459,8 @@ class GFGSM(_GLMBase):
         non-robust standard errors, Wald z and two-sided normal p-values; scale_ : the
         dispersion (gaussian ``RSS / (n - p - 1)``).  ``cov_params(cov_type)`` and
         ``conf_int(alpha, method, cov_type)`` (q, 2) follow statsmodels (``cov_type``
-        ``"nonrobust"`` or ``"HC0"``).  These raise ``ValueError`` with the reason where the fit
+        ``"nonrobust"`` or ``"HC0"``; ``method`` ``"debiased"``, ``"limit"``, ``"bootstrap"``
+        or ``"naive"``).  These raise ``ValueError`` with the reason where the fit
         did not converge, ``p + 1 >= n`` or ``H`` is singular.
     """
 

@@ -40,12 +40,10 @@ from ._backend import asarray, get_namespace, to_numpy
 from ._validation import real_range
 from .families import Family, get_family
 
-__all__ = ["COV_TYPES", "METHODS", "Debiased", "check_alpha", "check_cov_type", "debias"]
+__all__ = ["COV_TYPES", "Debiased", "check_alpha", "check_cov_type", "debias"]
 
 #: Accepted ``cov_type`` values (statsmodels' names).
 COV_TYPES = ("nonrobust", "HC0")
-#: Accepted ``method`` values of the estimators' ``conf_int``.
-METHODS = ("debiased",)
 #: A design whose diagonally scaled ``H`` has a smallest eigenvalue below this fraction of its
 #: largest is treated as singular (condition number above 1e12: the solve would lose every
 #: significant digit of a float64 ``H`` built from ``n`` products).
@@ -61,15 +59,6 @@ def check_cov_type(cov_type: Any) -> str:
     if cov_type not in COV_TYPES:
         raise ValueError(f"unknown cov_type {cov_type!r}; expected one of {COV_TYPES}")
     return str(cov_type)
-
-
-def check_method(method: Any) -> str:
-    if method not in METHODS:
-        raise ValueError(
-            f"unknown method {method!r}; expected one of {METHODS} (the penalized estimate "
-            "itself has no Wald interval: its limit law is not Gaussian, docs/theory.md s.5)"
-        )
-    return str(method)
 
 
 @dataclass
@@ -223,6 +212,11 @@ def one_step(fit: Any, X: Any, y: Any, *, fit_intercept: bool = True,
     """The computation behind :func:`debias`, with both covariances at once:
     ``(params, {"nonrobust": cov, "HC0": cov}, scale, valid, n)`` (NaN rows where ``valid``
     is false).  Same parameters and errors as :func:`debias`."""
+    if fit.info.get("observation_weights"):
+        raise ValueError(
+            "the fit used sample_weight= or tilt=, and debiased inference is derived for the "
+            "unweighted likelihood (docs/theory.md s.5); refit without them"
+        )
     fam = get_family(fit.family if family is None else family)
     xp = get_namespace(fit.coef)
     coef = fit.coef

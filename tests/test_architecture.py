@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"objectives", "schemes", "dgp", "inference"},
     {"solvers"},
     {"batch"},
+    {"intervals"},
     {"estimators", "theory", "diagnostics"},
     {"tuning"},
     {"mc", "nn"},

@@ -215,7 +215,7 @@ def test_conf_int_alpha_checked(alpha):
 def test_unknown_method_and_cov_type():
     X, y = make_data("gaussian", 100, seed=5)
     est = PenalizedGLM(family="gaussian", lam=0.01).fit(X, y)
-    with pytest.raises(ValueError, match="unknown method 'wald'"):
+    with pytest.raises(ValueError, match="unknown interval method 'wald'"):
         est.conf_int(method="wald")
     with pytest.raises(ValueError, match="unknown cov_type 'HC3'"):
         est.conf_int(cov_type="HC3")
