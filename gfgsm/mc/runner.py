@@ -214,8 +214,12 @@ def _compute_hook(study: Study, cond: dict[str, Any], condition: int, dgp: Any, 
                   stop: int, backend: str | None) -> pd.DataFrame:
     """The study's own chunk computation, with the condition's index and factors prepended."""
     reps = np.arange(start, stop, dtype=np.int64)
-    seeds = [replication_seed(study.seed, condition, int(r)) for r in reps]
-    out = study.compute(study, cond, dgp, reps, seeds, backend)
+    if study.compute_draws == "stream":
+        draws: Any = Stream.create(condition_key(study.seed, condition),
+                                   reps.astype(np.uint64), resolve_backend(backend))
+    else:
+        draws = [replication_seed(study.seed, condition, int(r)) for r in reps]
+    out = study.compute(study, cond, dgp, reps, draws, backend)
     if not isinstance(out, pd.DataFrame) or not {"method", "rep"} <= set(out.columns):
         raise TypeError(f"study {study.name!r}: compute must return a DataFrame with columns "
                         "'method' and 'rep'")
@@ -367,7 +371,8 @@ def run(
         "seed": study.seed,
         "versions": _versions(),
         "backend": backend or "numpy",
-        "generator": GENERATOR if study.compute is None else HOOK_GENERATOR,
+        "generator": GENERATOR if (study.compute is None or study.compute_draws == "stream")
+        else HOOK_GENERATOR,
     }
     store = ResultStore.create_or_open(out, manifest)
     conds = definition["conditions"]

@@ -51,6 +51,10 @@ class Method(Protocol):
 #: replications ``reps`` (global indices, seeds ``seeds[k]`` for ``reps[k]``) of one condition,
 #: with at least the columns ``method`` and ``rep``.  It must be a pure function of its
 #: arguments (each replication of its own seed only), so chunking does not change results.
+#: With ``Study.compute_draws="stream"`` the fifth argument is instead the condition's
+#: counter-based :class:`gfgsm.rng.Stream` for ``reps`` on the backend (what GLM studies draw
+#: from), so a hook can draw with ``dgp.draw_stream(n, stream)`` and derive its own variables
+#: with ``stream.child(label)``.
 ChunkCompute = Callable[..., "pd.DataFrame"]
 
 
@@ -140,8 +144,14 @@ class Study:
     #: Default replications per chunk when :func:`gfgsm.mc.run` is given none (``None``: sized
     #: by its memory budget, GLM studies only).
     chunk_size: int | None = None
+    #: What a compute hook receives to draw from: ``"seeds"`` (one ``SeedSequence`` per
+    #: replication, NumPy generators) or ``"stream"`` (the condition's counter-based stream).
+    compute_draws: str = "seeds"
 
     def __post_init__(self) -> None:
+        if self.compute_draws not in ("seeds", "stream"):
+            raise ValueError(f"study {self.name!r}: compute_draws must be 'seeds' or 'stream', "
+                             f"got {self.compute_draws!r}")
         if not self.methods:
             raise ValueError(f"study {self.name!r} has no methods")
         for m in self.methods:
@@ -192,6 +202,8 @@ class Study:
             "measures": list(self.measures),
             **({"compute": f"{self.compute.__module__}.{self.compute.__qualname__}"}
                if self.compute is not None else {}),
+            # recorded only when not the default, so the hashes of existing studies stay
+            **({"compute_draws": self.compute_draws} if self.compute_draws != "seeds" else {}),
         })
 
     def hash(self, preset: str) -> str:
