@@ -12,8 +12,10 @@ and set like any other), and the scikit-learn estimator type follows it through 
 ``"gaussian"`` and ``"poisson"`` are *regressors* (``predict`` returns the mean ``mu``, and the
 classifier-only methods are absent, as scikit-learn requires of regressors).
 
-**No observation weights.**  :func:`~gfgsm.batch.fit_batch` has none, so ``fit`` takes no
-``sample_weight`` (scikit-learn then skips its sample-weight checks rather than have them fail).
+**Observation weights.**  ``fit(X, y, sample_weight=w)`` minimises the weighted mean
+``sum_i w_i psi_i / sum_i w_i`` (:func:`~gfgsm.batch.fit_batch`): integer weights give the fit on
+repeated rows, as scikit-learn's sample-weight checks require.  The debiased inference is derived
+for the unweighted likelihood, so a weighted fit has none (its attributes say why).
 
 **score.**  Binomial: accuracy (``ClassifierMixin``).  Gaussian: ``R^2`` (``RegressorMixin``; it
 equals the fraction of deviance explained ``D^2`` for this family).  Poisson: ``D^2`` with the
@@ -35,7 +37,7 @@ from sklearn.metrics import accuracy_score, d2_tweedie_score, r2_score
 from sklearn.utils import ClassifierTags, RegressorTags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import intervals as _intervals
 from ._backend import to_numpy
@@ -109,8 +111,9 @@ class _GLMBase(BaseEstimator):
         return {}
 
     # --- fit ------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> _GLMBase:
-        """Fit on ``X`` (n, p) and ``y`` (n,); returns ``self``.
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _GLMBase:
+        """Fit on ``X`` (n, p) and ``y`` (n,), with optional observation weights
+        ``sample_weight`` (n,) >= 0 (frequency-weight semantics); returns ``self``.
 
         Binomial: ``y`` holds exactly two labels of any type; ``classes_[1]`` is the event
         (``y = 1`` in docs/theory.md).  Gaussian: real ``y``.  Poisson: counts ``y`` in {0, 1, ...}.
@@ -138,6 +141,10 @@ class _GLMBase(BaseEstimator):
             y = y01.astype(np.float64)
         else:
             X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                                 ensure_non_negative=True)
+            opts["sample_weight"] = sample_weight
         fit = fit_batch(X, y, **opts)
         self.coef_ = np.array(to_numpy(fit.coef)[0], dtype=np.float64)
         self.intercept_ = float(to_numpy(fit.intercept)[0])

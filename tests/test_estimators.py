@@ -85,11 +85,33 @@ _NON_INTEGER_Y_REASON = (
 )
 
 
+_KINKED_P_GT_N_REASON = (
+    "the check fits 15 rows with 30 features: the G-FGSM objective of gaussian (and of "
+    "poisson, whose default adversary is the exact one) then has kinks at the many points "
+    "where its two shifted losses tie, and neither the weighted nor the repeated-rows fit "
+    "converges (both stop at max_iter with a ConvergenceWarning, KKT 0.04-0.06), so the check "
+    "compares two non-minimisers; on data where the fits converge tests/test_sample_weight.py "
+    "checks the equivalence to 1e-7"
+)
+_NOT_UNIQUE_REASON = (
+    "the check fits 15 rows with 30 features and lam = 0: the least-squares minimiser is not "
+    "unique (a 15-dimensional affine set), so the weighted and repeated-rows fits are two "
+    "certified minimisers (KKT 1e-12) that differ (1e-6)"
+)
+
+
 def expected_failed_checks(estimator) -> dict[str, str]:
     """The checks that cannot apply, each with its reason (see the module docstring)."""
+    out: dict[str, str] = {}
     if estimator.family == "poisson" and _poisson_rejects_non_integer_y():
-        return dict.fromkeys(_NON_INTEGER_Y_CHECKS, _NON_INTEGER_Y_REASON)
-    return {}
+        out.update(dict.fromkeys(_NON_INTEGER_Y_CHECKS, _NON_INTEGER_Y_REASON))
+    check = "check_sample_weight_equivalence_on_dense_data"
+    if (isinstance(estimator, GFGSM) and estimator.family in ("gaussian", "poisson")
+            and estimator.scheme is None and estimator.lam > 0):
+        out[check] = _KINKED_P_GT_N_REASON
+    if estimator.lam == 0:
+        out[check] = _NOT_UNIQUE_REASON
+    return out
 
 
 CHECKED_ESTIMATORS = [
