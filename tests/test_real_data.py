@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import statsmodels.api as sm
 
@@ -130,6 +131,70 @@ def test_choose_lam():
     assert rd.choose_lam(lam, mean, se) == (2, 1)  # 3.0 <= 2.0 + 1.5 < 5.0
 
 
+@pytest.mark.parametrize("key", ["spector", "diabetes", "randhie"])
+def test_debiased_vs_mle_against_gfgsm_and_statsmodels(data, key):
+    # docs/theory.md s.5: the one step from the G-FGSM fit lands O_p(1/n) from the MLE, so
+    # at a small budget (lam = 0.01, start distance below 1.5 SE) the intervals agree
+    d = data[key]
+    lam = 0.01
+    t = rd.debiased_vs_mle(d, lam)
+    p = d.X.shape[1]
+    assert len(t) == p + 1  # one row per coefficient, intercept first
+    assert list(t["coefficient"]) == ["intercept", *d.names]
+    assert (t["data"] == key).all() and (t["lam"] == lam).all() and (t["note"] == "").all()
+    est = gfgsm.GFGSM(family=d.family, lam=lam, **rd._fit_kwargs(d.family, "gfgsm")).fit(d.X,
+                                                                                          d.y)
+    np.testing.assert_allclose(t[["debiased lo", "debiased hi"]].to_numpy(), est.conf_int(),
+                               rtol=1e-12, atol=0)
+    np.testing.assert_allclose(t["debiased"], est.params_debiased_, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(t["G-FGSM"], np.r_[est.intercept_, est.coef_], rtol=1e-12,
+                               atol=0)
+    res = _sm_fit(d.X, d.y, d.family)
+    mci = np.asarray(res.conf_int())
+    np.testing.assert_allclose(t[["MLE lo", "MLE hi"]].to_numpy(), mci, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(t["MLE"], res.params, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(t["MLE SE"], res.bse, rtol=1e-12, atol=0)
+    ratio = np.max(np.abs(est.conf_int() - mci), axis=1) / res.bse
+    np.testing.assert_allclose(t["end diff / SE"], ratio, rtol=1e-9, atol=1e-15)
+    a = rd.mle_agreement(t)
+    assert a["verdict"] == "agree"
+    assert a["max"] == pytest.approx(ratio.max(), rel=1e-9, abs=1e-15)
+    assert a["max"] < rd.MLE_AGREE
+    if d.family == "gaussian":  # the step lands on the MLE exactly: round-off only
+        assert a["max"] < 1e-10
+
+
+def test_debiased_vs_mle_reports_missing_mle(data, monkeypatch):
+    # breast_cancer is separable: statsmodels "converges" at |coef| ~ 1e16; the table says so
+    d = data["breast_cancer"]
+    t = rd.debiased_vs_mle(d, 0.05)
+    assert len(t) == d.X.shape[1] + 1
+    assert t[["MLE", "MLE lo", "MLE hi", "MLE SE", "end diff / SE"]].isna().all().all()
+    assert np.all(np.isfinite(t[["debiased lo", "debiased hi"]].to_numpy()))
+    assert "separation" in t["note"].iloc[0]
+    assert rd.mle_agreement(t)["verdict"] == "n/a"
+
+    # statsmodels raising is reported the same way, not propagated
+    def boom(self, *args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(sm.GLM, "fit", boom)
+    t = rd.debiased_vs_mle(data["spector"], 0.01)
+    assert "statsmodels GLM failed (LinAlgError: Singular matrix)" in t["note"].iloc[0]
+    assert t["MLE"].isna().all() and rd.mle_agreement(t)["verdict"] == "n/a"
+
+
+def test_mle_agreement_rule():
+    def table(r):
+        return pd.DataFrame({"coefficient": ["intercept", "x1"], "end diff / SE": r,
+                             "start diff / SE": [0.5, 1.0], "note": ""})
+
+    a = rd.mle_agreement(table([0.05, 0.099]))
+    assert (a["verdict"], a["max"], a["at"], a["start"]) == ("agree", 0.099, "x1", 1.0)
+    assert rd.mle_agreement(table([0.1, 0.02]))["verdict"] == "disagree"  # not below 0.1
+    assert rd.mle_agreement(table([0.01, np.nan]))["verdict"] == "n/a"
+
+
 def test_section_builds_on_reduced_grid(tmp_path: Path, data):
     cfg = rd.Config(n_lam=5, lam_ratio=1e-3, folds=3, n_boot=30, randhie_rows=600)
     sec = rd.section("quick", tmp_path / "results", tmp_path / "figures", config=cfg,
@@ -140,9 +205,39 @@ def test_section_builds_on_reduced_grid(tmp_path: Path, data):
     assert len(sec.figures) == 2
     for path, caption in sec.figures:
         assert Path(path).is_file() and Path(path).stat().st_size > 0 and caption
-    assert len(sec.tables) == 2 and all("|---" in t for _, t in sec.tables)
+    assert len(sec.tables) == 4 and all("|---" in t for _, t in sec.tables)
     assert all(k in sec.tables[1][1] for k in data)
     assert "Wald" in sec.verdict and "breast_cancer" in sec.tables[0][1]
     assert "Sign-neutrality test" in sec.notes
     store = tmp_path / "results" / "real_data-quick"
-    assert all((store / f).is_file() for f in ("paths.csv", "cv.csv", "summary.json"))
+    files = ("paths.csv", "cv.csv", "inference.csv", "summary.json")
+    assert all((store / f).is_file() for f in files)
+    # debiased vs MLE: one row per coefficient per data set, in the CSV and the markdown
+    n_coef = sum(d.X.shape[1] + 1 for d in data.values())
+    inf = pd.read_csv(store / "inference.csv", keep_default_na=False, na_values=[""])
+    assert len(inf) == n_coef
+    assert len(sec.tables[3][1].splitlines()) == n_coef + 2
+    summary = sec.tables[2][1].splitlines()
+    assert len(summary) == len(data) + 2
+    assert "Debiased vs statsmodels MLE" in sec.verdict and "below 0.1" in sec.claim
+    cv = pd.read_csv(store / "cv.csv")
+    for key, d in data.items():
+        rows = inf[inf.data == key]
+        assert list(rows.coefficient) == ["intercept", *d.names]
+        # at the CV-minimising G-FGSM lam, recomputed from the saved folds
+        g = cv[(cv.data == key) & (cv.estimator == "G-FGSM")]
+        lam = g.lam.unique()
+        dev = g.pivot(index="fold", columns="lam", values="deviance")[lam].to_numpy()
+        ok = (g.pivot(index="fold", columns="lam", values="status")[lam] == "converged").all()
+        mean = np.where(ok, dev.mean(axis=0), np.nan)
+        se = np.where(ok, dev.std(axis=0, ddof=1) / np.sqrt(dev.shape[0]), np.nan)
+        assert np.allclose(rows.lam, lam[rd.choose_lam(lam, mean, se)[0]], rtol=1e-12)
+        verdict = rd.mle_agreement(rows.reset_index(drop=True).fillna({"note": ""}))["verdict"]
+        assert any(line.startswith(f"| {key} |") and f"| {verdict} |" in line
+                   for line in summary)
+    # every markdown row has as many cells as the header (no stray "|" in a cell)
+    for _, tab in sec.tables:
+        lines = tab.splitlines()
+        assert {line.count("|") for line in lines} == {lines[0].count("|")}
+    bc = inf[inf.data == "breast_cancer"]
+    assert bc["MLE"].isna().all() and bc["note"].str.contains("no MLE").all()

@@ -437,5 +437,5 @@ def test_estimator_sample_weight_equals_repeated_rows_and_has_no_inference():
     assert a.intercept_ == pytest.approx(b.intercept_, abs=1e-7)
     with pytest.raises(ValueError, match="sample_weight"):
         _ = a.bse_
-    with pytest.raises(ValueError, match="(?i)negative"):
+    with pytest.raises(ValueError, match=r"(?i)negative"):
         GFGSM(family="binomial", lam=0.05).fit(X, y, sample_weight=-np.ones(200))
