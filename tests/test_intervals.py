@@ -161,12 +161,14 @@ def test_quantile_interval_holds_a_new_draw_with_probability_one_minus_alpha():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("method", ["gfgsm", "pl"])
 @pytest.mark.parametrize("family", ["binomial", "poisson", "gaussian"])
-def test_plug_in_against_hand_numpy(family):
+def test_plug_in_against_hand_numpy(family, method):
     """I_hat, D_hat, V_hat, lin and c written out in NumPy from their formulas (docs/theory.md
     s.5) for each problem: equal to 1e-12 (the same sums in another order)."""
     X, y = data(family, 400, 3, seed=5)
-    fit = gfgsm_fit(family, X, y)
+    fit = (gfgsm_fit(family, X, y) if method == "gfgsm" else
+           fit_batch(X, y, family=family, method="pl", lam=1 / math.sqrt(400)))
     theta_t, _covs, scale, _valid, n = one_step(fit, X, y)
     th = np.c_[np.asarray(fit.intercept), np.asarray(fit.coef)]
     zero = np.zeros_like(th, dtype=bool)
@@ -184,12 +186,15 @@ def test_plug_in_against_hand_numpy(family):
         V_ = Xt.T @ (np.sign(y[r] - mu) * w) / n / phi
         lam0 = float(np.asarray(fit.lam)[r]) * math.sqrt(n)
         sgn = np.sign(np.asarray(theta_t)[r]) * np.r_[0, 1, 0, 1]
-        lin = lam0 * D_ * sgn - lam0 * (abs(th[r, 1]) + abs(th[r, 3])) * V_
+        level = lam0 * D_ if method == "gfgsm" else lam0 / phi
+        lin = level * sgn
+        if method == "gfgsm":
+            lin = lin - lam0 * (abs(th[r, 1]) + abs(th[r, 3])) * V_
         np.testing.assert_allclose(pi.I[r], I_, rtol=1e-12, atol=1e-14)
         assert pi.D[r] == pytest.approx(D_, rel=1e-12)
         np.testing.assert_allclose(pi.V[r], V_, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(pi.lin[r], lin, rtol=1e-11, atol=1e-13)
-        np.testing.assert_allclose(pi.c[r], np.r_[0, 0, lam0 * D_, 0], rtol=1e-12)
+        np.testing.assert_allclose(pi.c[r], np.r_[0, 0, level, 0], rtol=1e-12)
 
 
 @pytest.mark.parametrize("family", ["binomial", "poisson"])
