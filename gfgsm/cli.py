@@ -124,7 +124,8 @@ def _report(args: argparse.Namespace) -> int:
     from .report import build_report
 
     path = build_report(args.preset, args.results, args.out, only=args.only,
-                        backend=args.backend, executor=args.executor, workers=args.workers)
+                        backend=args.backend, executor=args.executor, workers=args.workers,
+                        from_summaries=args.from_summaries)
     print(f"report: {path}")
     return 0
 
@@ -179,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--executor", choices=("local", "processes", "dask"), default=None,
                      help="executor of every study (default: 2 processes; local on cupy)")
     rep.add_argument("--workers", type=_positive_int, default=None)
+    rep.add_argument("--from-summaries", default=None, metavar="DIR",
+                     help="render every section from the summaries a previous report saved "
+                          "(DIR/<section>/), running no study")
 
     demo = sub.add_parser("demo", help="a small batched G-FGSM vs PL simulation")
     demo.add_argument("--replications", "-R", type=int, default=500)

@@ -78,3 +78,95 @@ def test_report_run_options_reach_every_study(monkeypatch, tmp_path):
         rep.RUN_OPTIONS.clear()
     assert [(k["backend"], k["executor"], k["workers"]) for k in seen] == [
         (None, "processes", 2), ("cupy", "local", 2), ("cupy", "dask", 3)]
+
+
+# --------------------------------------------------------------------------------------------
+# sections split into summarise/render, and a report rendered from saved summaries
+# --------------------------------------------------------------------------------------------
+
+
+def _smoke_summarise(store: Path) -> report.Summaries:
+    perf = performance(load(store), by=("condition", "family", "n", "method", "param"))
+    return report.Summaries(tables={"perf": perf[perf["param"] == "beta1"]},
+                            meta={"provenance": report.provenance(store), "preset": "quick",
+                                  "worst": float(perf["rmse"].max()), "nan": float("nan")})
+
+
+def _smoke_render(s: report.Summaries, figures: Path) -> report.Section:
+    sub = s["perf"]
+    sns = report.style()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    sns.lineplot(sub, x="n", y="rmse", hue="method", style="method", markers=True, ax=ax)
+    path = report.save_figure(fig, figures, "smoke_rmse")
+    table = sub[["family", "n", "method"]].copy()
+    table["rmse"] = [format_estimate(v, e) for v, e in zip(sub["rmse"], sub["rmse_mcse"],
+                                                           strict=True)]
+    return report.Section(
+        key="smoke", title="Smoke", claim="Both estimators run.",
+        verdict=f"Largest RMSE is {s.meta['worst']:.6f}.", agrees=True,
+        figures=[(str(path), "RMSE of beta1 against n")],
+        tables=[("Table: RMSE (MCSE).", report.markdown_table(table))],
+        provenance=s.meta["provenance"],
+    )
+
+
+def _smoke_split(preset: str, results: Path, figures: Path) -> report.Section:
+    store = run("smoke", preset, results / f"smoke-{preset}", progress=False)
+    s = _smoke_summarise(store)
+    sec = _smoke_render(s, figures)
+    sec.summaries = s
+    return sec
+
+
+_smoke_split.render = _smoke_render  # type: ignore[attr-defined]
+
+
+def test_summaries_round_trip(tmp_path):
+    s = report.Summaries(tables={"a": pd.DataFrame({"x": [1.5, float("nan")], "y": ["u", "v"]}),
+                                 "b-2": pd.DataFrame({"z": [1, 2]}, index=[3, 4])},
+                         meta={"n": 3, "vals": [1.0, float("inf")], "nan": float("nan")})
+    report.save_summaries(s, tmp_path / "s")
+    back = report.load_summaries(tmp_path / "s")
+    assert set(back.tables) == {"a", "b-2"}
+    pd.testing.assert_frame_equal(back["a"], s["a"])
+    pd.testing.assert_frame_equal(back["b-2"], s["b-2"])
+    assert back.meta["n"] == 3 and back.meta["vals"][1] == float("inf")
+    assert back.meta["nan"] != back.meta["nan"]
+    with pytest.raises(KeyError, match="no table 'c'"):
+        back["c"]
+    with pytest.raises(ValueError, match="table name"):
+        report.save_summaries(report.Summaries(tables={"a/b": s["a"]}), tmp_path / "t")
+    with pytest.raises(FileNotFoundError, match="no summaries"):
+        report.load_summaries(tmp_path / "nothing")
+
+
+def test_report_from_summaries_equals_the_report_from_the_stores(tmp_path, monkeypatch):
+    """The saved summaries render the same report, without the study: the stores are deleted
+    before the second build, and every line but the header is identical (the seconds are the
+    saving run's)."""
+    import shutil
+
+    monkeypatch.setattr(report, "sections", lambda: [("smoke", _smoke_split)])
+    out = tmp_path / "reports"
+    first = report.build_report("quick", tmp_path / "results", out).read_text()
+    assert (out / "summaries" / "smoke" / "perf.parquet").is_file()
+    shutil.rmtree(tmp_path / "results")
+    out2 = tmp_path / "again"
+    second = report.build_report(out=out2, from_summaries=out / "summaries").read_text()
+    a, b = first.splitlines(), second.splitlines()
+    assert a[0] == b[0] == "# gfgsm report (quick preset)"
+    assert "--from-summaries" in b[2] and "--from-summaries" not in a[2]
+    assert a[3:] == b[3:]
+    assert (out2 / "figures" / "smoke_rmse.png").is_file()
+    assert (out2 / "summaries" / "smoke" / "meta.json").is_file()
+
+
+def test_from_summaries_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "sections", lambda: [("smoke", _smoke_split),
+                                                     ("other", _smoke_section)])
+    with pytest.raises(ValueError, match=r"cannot render \['smoke', 'other'\]"):
+        report.build_report(out=tmp_path / "o", from_summaries=tmp_path / "missing")
+    with pytest.raises(ValueError, match="unknown sections"):
+        report.build_report(out=tmp_path / "o", only=["nope"])

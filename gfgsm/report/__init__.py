@@ -9,6 +9,12 @@ It runs (or resumes) its study with :func:`gfgsm.mc.run` into ``results``, reads
 draws its figures into ``figures`` and returns a :class:`Section` whose every number comes from
 the store (never typed).  :func:`build_report` calls the sections in their ``order`` and writes
 ``README.md``.
+
+A section may also be split into ``summarise`` and ``render`` (:mod:`gfgsm.report.summaries`):
+it then attaches its :class:`~gfgsm.report.summaries.Summaries` to the returned section, and
+exposes ``section.render = render``.  :func:`build_report` saves the summaries beside the report
+(``<out>/summaries/<name>/``), and ``build_report(from_summaries=DIR)`` renders every section
+from saved summaries without running or reading a study (the committed full-size report).
 """
 
 from __future__ import annotations
@@ -23,13 +29,18 @@ from typing import Any
 
 import pandas as pd
 
+from .summaries import Summaries, load_summaries, save_summaries
+
 __all__ = [
     "Section",
+    "Summaries",
     "build_report",
+    "load_summaries",
     "markdown_table",
     "provenance",
     "run_study",
     "save_figure",
+    "save_summaries",
     "sections",
     "style",
 ]
@@ -55,6 +66,9 @@ class Section:
     tables: list[tuple[str, str]] = field(default_factory=list)  # (caption, markdown)
     provenance: str = ""
     notes: str = ""
+    #: What the section was rendered from, when it is split into summarise/render (saved by
+    #: :func:`build_report`; not part of the text).
+    summaries: Summaries | None = field(default=None, repr=False, compare=False)
 
 
 def style() -> Any:
@@ -158,45 +172,77 @@ def sections() -> list[tuple[str, Callable[..., Section]]]:
 def build_report(preset: str = "quick", results: str | Path | None = None,
                  out: str | Path = "reports", only: Iterable[str] | None = None, *,
                  backend: str | None = None, executor: str | None = None,
-                 workers: int | None = None) -> Path:
-    """Run every section (its study first) and write ``out/README.md`` with its figures.
+                 workers: int | None = None,
+                 from_summaries: str | Path | None = None) -> Path:
+    """Run every section (its study first) and write ``out/README.md`` with its figures, and
+    each split section's summaries under ``out/summaries/<name>/``.
 
     ``backend``, ``executor`` and ``workers`` apply to every section's study
     (:data:`RUN_OPTIONS`); ``None`` keeps the sections' own (2 worker processes, NumPy).
+    ``from_summaries``: render every section from the summaries saved under that directory
+    instead (no study runs; a section without saved summaries, or that cannot render from
+    them, is an error naming it); the seconds shown are those of the run that saved them.
     """
     out = Path(out)
     results = Path(results) if results is not None else Path("results")
     figures = out / "figures"
-    out.mkdir(parents=True, exist_ok=True)
     wanted = set(only) if only is not None else None
+    chosen = [(name, fn) for name, fn in sections() if wanted is None or name in wanted]
+    if wanted is not None and wanted - {name for name, _ in chosen}:
+        raise ValueError(f"unknown sections {sorted(wanted - {n for n, _ in chosen})}; "
+                         f"registered: {[n for n, _ in sections()]}")
+    if from_summaries is not None:
+        src = Path(from_summaries)
+        missing = [name for name, fn in chosen
+                   if getattr(fn, "render", None) is None or not (src / name).is_dir()]
+        if missing:
+            raise ValueError(f"cannot render {missing} from {src}: no saved summaries there "
+                             "(or the section has no render); build them with `gfgsm report`")
+    out.mkdir(parents=True, exist_ok=True)
     done: list[tuple[Section, float]] = []
     saved = dict(RUN_OPTIONS)
     RUN_OPTIONS.update(backend=backend, executor=executor, workers=workers)
     try:
-        for name, fn in sections():
-            if wanted is not None and name not in wanted:
+        for name, fn in chosen:
+            if from_summaries is not None:
+                summ = load_summaries(Path(from_summaries) / name)
+                preset = str(summ.meta.get("preset", preset))
+                sec = fn.render(summ, figures)
+                done.append((sec, float(summ.meta.get("seconds", float("nan")))))
+                if Path(from_summaries).resolve() != (out / "summaries").resolve():
+                    save_summaries(summ, out / "summaries" / name)
                 continue
             t0 = time.perf_counter()
             sec = fn(preset, results, figures)
-            done.append((sec, time.perf_counter() - t0))
+            seconds = time.perf_counter() - t0
+            done.append((sec, seconds))
+            if sec.summaries is not None:
+                sec.summaries.meta["seconds"] = seconds
+                save_summaries(sec.summaries, out / "summaries" / name)
     finally:
         RUN_OPTIONS.clear()
         RUN_OPTIONS.update(saved)
-    text = _render(done, preset, out)
+    text = _render(done, preset, out, from_summaries=from_summaries is not None)
     (out / "README.md").write_text(text)
     return out / "README.md"
 
 
-def _render(done: list[tuple[Section, float]], preset: str, out: Path) -> str:
+def _render(done: list[tuple[Section, float]], preset: str, out: Path,
+            from_summaries: bool = False) -> str:
     from .. import __version__
 
+    how = (f"`gfgsm report --from-summaries {out.as_posix()}/summaries` (gfgsm {__version__}), "
+           "from the summaries that the run of the studies saved in `summaries/`; every number "
+           "below was read from the results stores named in each section"
+           if from_summaries else
+           f"`gfgsm report --preset {preset}` (gfgsm {__version__}). Every number below is read "
+           "from the results stores named in each section, and the summaries it was rendered "
+           "from are saved in `summaries/`")
     lines = [
         f"# gfgsm report ({preset} preset)",
         "",
-        f"Generated by `gfgsm report --preset {preset}` (gfgsm {__version__}). Every number "
-        "below is read from the results stores named in each section; estimates are followed "
-        "by their Monte Carlo standard error in parentheses. Claims are those of docs/theory.md "
-        "section 8.",
+        f"Generated by {how}; estimates are followed by their Monte Carlo standard error in "
+        "parentheses. Claims are those of docs/theory.md section 8.",
         "",
         "| claim | agrees with the theory? | seconds |",
         "|---|---|---:|",
