@@ -305,12 +305,25 @@ def _fmt_cov(r: Any) -> str:
     return fmt_estimate(r.coverage, r.coverage_mcse)
 
 
-def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
-            executor: str = "processes") -> gfgsm.report.Section:
-    """Run (or resume) the study and build the report section (docs/theory.md s.5)."""
-    store = gfgsm.report.run_study(study, preset, results, executor)
+def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
+    """What the section shows (:mod:`gfgsm.report.summaries`): the Morris measures per
+    condition x interval x coefficient (``perf``), the shares of declared zeros per condition
+    and slope (``declared``), and the run's constants."""
     df = gfgsm.mc.load(store)
-    perf = measures(df)
+    d = df[(df.interval == "limit") & (df.param != "intercept")]
+    declared = (d.groupby(["family", "n", "h", "param"], sort=False).declared_zero.mean()
+                .reset_index())
+    return gfgsm.report.Summaries(
+        tables={"perf": measures(df), "declared": declared},
+        meta={"provenance": gfgsm.report.provenance(store), "B": int(df.B.iloc[0]),
+              "boot_reps": int(df.boot_reps.iloc[0])},
+    )
+
+
+def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
+    """The section from its :func:`summarise` tables alone."""
+    perf = s["perf"]
+    declared = s["declared"]
     rs = rules(perf)
     agrees = all(r["holds"] for r in rs)
     n_sim = int(perf.n_ci.median())
@@ -338,8 +351,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
                 "bias-eliminated coverage.", gfgsm.report.markdown_table(t))
 
     def zero_table() -> tuple[str, str]:
-        d = df[(df.interval == "limit") & (df.param != "intercept")]
-        t = d.groupby(["family", "n", "h", "param"], sort=False).declared_zero.mean()
+        t = declared.set_index(["family", "n", "h", "param"]).declared_zero
         t = t.unstack("param").reset_index()
         for col in ("beta1", "beta2", "beta3"):
             if col in t:
@@ -351,7 +363,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
     small = perf[(perf.n < JUDGE_FROM_N) & perf.interval.isin(["limit", "bootstrap"])
                  & perf.param.isin(FIXED)]
     worst_small = small.loc[small.coverage.idxmin()] if len(small) else None
-    dz = df[(df.interval == "limit") & df.param.isin(FIXED)].groupby(
+    dz = declared[declared.param.isin(FIXED)].groupby(
         ["family", "n", "param"]).declared_zero.mean()
 
     share_small = (float(dz[(worst_small.family, int(worst_small.n), worst_small.param)])
@@ -395,8 +407,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
            if worst_small is not None else "")
         + f"**Monte Carlo error.** {n_sim} replications per condition: the MCSE of a 95% "
         f"coverage is {math.sqrt(0.95 * 0.05 / n_sim):.4f}. The limit law uses {N_DRAWS} draws "
-        f"and the bootstrap B = {int(df.B.iloc[0])} refits per replication, on the first "
-        f"{int(df.boot_reps.iloc[0])} replications of each condition (its cost is B fits per "
+        f"and the bootstrap B = {s.meta['B']} refits per replication, on the first "
+        f"{s.meta['boot_reps']} replications of each condition (its cost is B fits per "
         "replication). Rows of fits that did not converge, "
         "and bootstrap intervals with more than 10% failed refits, are excluded and counted "
         "(performance's n_ci)."
@@ -420,9 +432,21 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             relerr_table(),
             zero_table(),
         ],
-        provenance=gfgsm.report.provenance(store),
+        provenance=s.meta["provenance"],
         notes=notes,
     )
 
 
+def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
+            executor: str = "processes") -> gfgsm.report.Section:
+    """Run (or resume) the study and build the report section (docs/theory.md s.5)."""
+    store = gfgsm.report.run_study(study, preset, results, executor)
+    s = summarise(store, study)
+    s.meta["preset"] = preset
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
+
+
 section.order = 25  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

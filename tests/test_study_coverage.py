@@ -95,3 +95,20 @@ def test_section(run):
         assert f"Rule {k}" in sec.verdict
     assert Path(sec.figures[0][0]).exists()
     assert len(sec.tables) >= 3
+
+
+def test_section_renders_the_same_from_saved_summaries(run, tmp_path):
+    """The summaries saved with the report render the same section without the store, and
+    they are per-condition tables, not per-replication rows."""
+    import gfgsm.report
+
+    sec, _, _, _ = run
+    d = gfgsm.report.save_summaries(sec.summaries, tmp_path / "s")
+    s2 = gfgsm.report.load_summaries(d)
+    sec2 = cv.render(s2, tmp_path / "fig2")
+    for attr in ("title", "claim", "verdict", "agrees", "tables", "notes", "provenance"):
+        assert getattr(sec2, attr) == getattr(sec, attr), attr
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    assert sum(p.stat().st_size for p in d.glob("*.parquet")) < 1_000_000
+    assert all(len(t) < REPS for t in s2.tables.values())
+    assert s2.meta["preset"] == "quick"
