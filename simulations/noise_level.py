@@ -47,6 +47,7 @@ replications at n = 400 and 1600) needs about 1800 CPU-s, roughly 15 minutes on 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -304,27 +305,51 @@ def _figure_best(best: pd.DataFrame, slopes: pd.DataFrame, figures: Path) -> Pat
 
 
 # --------------------------------------------------------------------------------------------
-# section
+# section: summarise (store -> tidy per-condition tables) and render (tables -> text, figures)
 # --------------------------------------------------------------------------------------------
-def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
-            executor: str = "processes") -> gfgsm.report.Section:
-    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY`
-    in tests; any subset of its n, sigmas and lam lattice is analysed the same way)."""
-    study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
+def summarise(store: Path, study: Study) -> gfgsm.report.Summaries:
+    """Everything the section shows, from the store: the tables (all per condition, none per
+    replication; the bootstrap CIs are computed here, by :func:`analyse`)
+
+    * ``curves``: mean error and its MCSE per (n, sigma, estimator, lam0);
+    * ``best``: best lam0 with its bootstrap CI per (n, sigma, estimator), the minimum error,
+      the mean number of zeroed true-nonzero slopes there, and ``dphi`` (``D phi`` of the
+      condition's DGP, from :func:`gfgsm.theory.quantities`);
+    * ``slopes``: the log-log slope with its bootstrap CI and the decision per (n, estimator);
+
+    and in ``meta`` the provenance, the preset, the bootstrap size and level, and the number of
+    true-nonzero slopes."""
+    store = Path(store)
+    manifest = json.loads((store / "manifest.json").read_text())
+    preset = str(manifest["study"]["preset"])
     df = gfgsm.mc.load(store)
     res = analyse(df, seed=study.seed)
-    curves, best, slopes = res["curves"], res["best"], res["slopes"]
-    n_max = int(slopes["n"].max())
-    decide = slopes[slopes["n"] == n_max].set_index("estimator")
-    agrees = bool(decide["agrees"].all()) and set(decide.index) == set(ESTIMATORS)
-
     # theory: to first order G-FGSM at lam is the lasso at lam D phi (docs/theory.md s.4)
     dphi = {}
     for c in study.conditions(preset):
-        key = (int(c["n"]), float(c["sigma"]))
         q = quantities(study.make_dgp(c), seed=0)
-        dphi[key] = float(q.D * q.phi)
+        dphi[(int(c["n"]), float(c["sigma"]))] = float(q.D * q.phi)
+    best = res["best"]
+    best = best.assign(dphi=[dphi.get((int(n), float(s)), np.nan)
+                             for n, s in zip(best["n"], best["sigma"], strict=True)])
+    n_nonzero = int(((df["param"] != "intercept") & (df["true"] != 0)).groupby(
+        [df["condition"], df["method"], df["rep"]]).sum().max())
+    return gfgsm.report.Summaries(
+        tables={"curves": res["curves"], "best": best, "slopes": res["slopes"]},
+        meta={"provenance": gfgsm.report.provenance(store), "preset": preset, "boot": BOOT,
+              "level": LEVEL, "n_nonzero": n_nonzero},
+    )
+
+
+def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
+    """The section (verdict, tables, figures, notes) from :func:`summarise`'s summaries alone."""
+    curves, best, slopes = s["curves"], s["best"], s["slopes"]
+    boot, level = int(s.meta["boot"]), float(s.meta["level"])
+    n_max = int(slopes["n"].max())
+    decide = slopes[slopes["n"] == n_max].set_index("estimator")
+    agrees = bool(decide["agrees"].all()) and set(decide.index) == set(ESTIMATORS)
+    dphi = {(int(n), float(sg)): float(d)
+            for n, sg, d in zip(best["n"], best["sigma"], best["dphi"], strict=True)}
 
     def sl(est: str) -> str:
         r = decide.loc[est]
@@ -387,8 +412,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     fig2 = _figure_best(best, slopes, figures)
     n_drop = int(best["dropped"].sum())
     nz = best.set_index(["n", "estimator", "sigma"])["zeroed_at_best"]
-    n_nonzero = int(((df["param"] != "intercept") & (df["true"] != 0)).groupby(
-        [df["condition"], df["method"], df["rep"]]).sum().max())
+    n_nonzero = int(s.meta["n_nonzero"])
     hi = nz.idxmax()
     notes = (
         "**Decision rule.** At the largest n of the preset (the claim is asymptotic), agrees "
@@ -398,9 +422,9 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         "fitted to the same replications (common random numbers). The error is "
         "E||beta_hat - beta0||^2 over the slopes (the sum of their MSEs). The best lam is the "
         "vertex, in log lam, of the parabola through the grid minimum of the mean error and "
-        f"its two neighbours (grid step 2^(1/4)). Uncertainty: {BOOT} bootstrap resamples of "
+        f"its two neighbours (grid step 2^(1/4)). Uncertainty: {boot} bootstrap resamples of "
         "the replications (one resample per sigma, shared by all lam values of an estimator), "
-        f"{LEVEL:.0%} percentile intervals for the best lam and for the OLS slope of log best "
+        f"{level:.0%} percentile intervals for the best lam and for the OLS slope of log best "
         "lam on log sigma (each sigma resampled independently). Replications with a "
         f"non-converged fit at any grid value are dropped for that estimator ({n_drop} in "
         "all). **Reading the table.** The lasso's solution path is exactly linear in "
@@ -431,9 +455,23 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
                         "for PL)."),
         ],
         tables=tables,
-        provenance=gfgsm.report.provenance(store),
+        provenance=s.meta["provenance"],
         notes=notes,
     )
 
 
+def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
+            executor: str = "processes") -> gfgsm.report.Section:
+    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY`
+    in tests; any subset of its n, sigmas and lam lattice is analysed the same way):
+    ``render(summarise(store, study), figures)``, with the summaries attached."""
+    study = STUDY if study is None else study
+    store = gfgsm.report.run_study(study, preset, results, executor)
+    s = summarise(store, study)
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
+
+
 section.order = 50  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

@@ -51,6 +51,7 @@ and some fits stop at the solver's iteration limit.)
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -418,14 +419,38 @@ def _axis_text(r: Any) -> str:
     return f"E[mu] = {r.axis:g}"
 
 
-def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
-            executor: str = "processes") -> gfgsm.report.Section:
-    """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 3)."""
-    store = gfgsm.report.run_study(study, preset, results, executor)
+def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
+    """What the section shows, from the results store: the tables ``cells`` (one row per
+    family x level x coefficient: :attr:`Analysis.cells`) and ``curves`` (the predicted
+    difference on the fine grid of each axis: :func:`curves`, drawn from
+    :func:`gfgsm.theory.quantities` here so that :func:`render` needs no theory), and in
+    ``meta`` the two sizes, ``lam0``, the Bonferroni bound ``crit`` and its ``fwer``, the
+    curves' constants, the preset and the provenance text."""
     a = analyse(store, study)
+    cur = curves(a.lam0, tuple(dict.fromkeys(a.cells.family)))
+    manifest = json.loads((Path(store) / "manifest.json").read_text())
+    prov = (gfgsm.report.provenance(store)
+            + f" Predicted curves: quantities(seed=0, n_mc={CURVE_MC}) at {CURVE_POINTS} points "
+              "per axis; cell predictions: quantities(seed=0), the same call that set PL's "
+              "level.")
+    return gfgsm.report.Summaries(
+        tables={"cells": a.cells, "curves": cur},
+        meta={"sizes": [int(n) for n in a.sizes], "lam0": float(a.lam0), "crit": float(a.crit),
+              "fwer": FWER, "curve_points": CURVE_POINTS, "curve_mc": CURVE_MC,
+              "preset": manifest["study"]["preset"], "provenance": prov},
+    )
+
+
+def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
+    """The section (figures, table, verdict, notes) from the summaries of :func:`summarise`
+    alone."""
+    m = s.meta
+    a = Analysis(cells=s["cells"], sizes=(int(m["sizes"][0]), int(m["sizes"][1])),
+                 lam0=float(m["lam0"]), crit=float(m["crit"]))
+    fwer = float(m["fwer"])
     c = a.cells
     n1, n2 = a.sizes
-    cur = curves(a.lam0, tuple(dict.fromkeys(c.family)))
+    cur = s["curves"]
     figs = [
         (str(_curve_figure(a, cur, figures)),
          f"Mean over replications of sqrt(n)(theta_hat_GFGSM - theta_hat_PL), both fitted to "
@@ -482,7 +507,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
     notes = (
         f"**Agreement rule** (stated before looking at the numbers): every extrapolated "
         f"difference must be within |z| <= {a.crit:.2f} of the prediction, the two-sided "
-        f"Bonferroni bound for a family-wise error of {FWER:g} over the {K} family x level x "
+        f"Bonferroni bound for a family-wise error of {fwer:g} over the {K} family x level x "
         "coefficient cells; z = (extrapolated - predicted) / sqrt(SE_sim^2 + SE_pred^2), SE_sim "
         "from the per-replication paired differences, SE_pred from quantities' Monte Carlo "
         "se(V).\n\n"
@@ -530,11 +555,21 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
         tables=[(f"Paired difference sqrt(n)(theta_hat_GFGSM - theta_hat_PL), estimate (MCSE), "
                  f"at n = {n1}, {n2} and extrapolated, against the prediction; V from "
                  "gfgsm.theory.quantities.", gfgsm.report.markdown_table(table))],
-        provenance=gfgsm.report.provenance(store)
-        + f" Predicted curves: quantities(seed=0, n_mc={CURVE_MC}) at {CURVE_POINTS} points "
-          "per axis; cell predictions: quantities(seed=0), the same call that set PL's level.",
+        provenance=m["provenance"],
         notes=notes,
     )
 
 
+def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
+            executor: str = "processes") -> gfgsm.report.Section:
+    """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 3):
+    :func:`summarise` the store, :func:`render` the summaries, which the section carries."""
+    store = gfgsm.report.run_study(study, preset, results, executor)
+    s = summarise(store, study)
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
+
+
 section.order = 30  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

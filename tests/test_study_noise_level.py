@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import gfgsm.mc
+import gfgsm.report
 from gfgsm.mc.spec import Preset
 from simulations import noise_level as nl
 
@@ -57,10 +58,16 @@ def test_best_lam_flat_for_gfgsm_proportional_for_pl(tiny):
     assert bool(slopes["agrees"].all())
 
 
-def test_section_builds_with_figures(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_section(tiny, tmp_path_factory: pytest.TempPathFactory):
+    """The report section of the tiny study (built once; the store is complete, so no fits)."""
     study, store = tiny
-    sec = nl.section("quick", Path(store).parent, tmp_path / "figures", study=study,
-                     executor="local")
+    return nl.section("quick", Path(store).parent, tmp_path_factory.mktemp("figures"),
+                      study=study, executor="local")
+
+
+def test_section_builds_with_figures(tiny_section):
+    sec = tiny_section
     assert sec.key == "noise_level"
     assert sec.agrees is True
     assert sec.verdict.startswith("Agrees")
@@ -70,3 +77,29 @@ def test_section_builds_with_figures(tiny, tmp_path):
         assert caption
     assert len(sec.tables) == 2
     assert "noise_level" in sec.provenance
+
+
+def test_section_renders_the_same_from_saved_summaries(tiny, tiny_section, tmp_path):
+    """summarise/render: the summaries saved to Parquet and loaded back render the same text
+    (the dtypes survive the round trip), and they are small per-condition tables."""
+    study, _ = tiny
+    sec = tiny_section
+    assert nl.section.render is nl.render
+    assert sec.summaries is not None
+    saved = gfgsm.report.save_summaries(sec.summaries, tmp_path / "s")
+    s2 = gfgsm.report.load_summaries(tmp_path / "s")
+    sec2 = nl.render(s2, tmp_path / "fig2")
+    for attr in ("key", "title", "claim", "verdict", "agrees", "tables", "notes", "provenance"):
+        assert getattr(sec2, attr) == getattr(sec, attr), attr
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    assert all(Path(p).is_file() for p, _ in sec2.figures)
+    assert set(s2.tables) == {"curves", "best", "slopes"}
+    assert s2.meta["preset"] == "quick" and s2.meta["provenance"] == sec.provenance
+    # small: well under 1 MB, and no table has a row per replication (at most one per
+    # condition and method; the fits number REPS times that)
+    size = sum(p.stat().st_size for p in saved.glob("*.parquet"))
+    assert size < 1_000_000, size
+    n_cond = len(study.conditions("quick"))
+    for name, table in s2.tables.items():
+        assert "rep" not in table.columns, name
+        assert len(table) <= n_cond * len(study.methods) < n_cond * len(study.methods) * REPS

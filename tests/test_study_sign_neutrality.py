@@ -11,6 +11,8 @@
   difference is ~15% short of the limit at these sizes), tracks ``lam0 ||beta0||_1 I^-1 V``:
   within 4 SE at the extreme points of each axis, about 0 where ``V = 0``, and a weighted slope
   of measured on predicted close to 1.
+* The section is split into ``summarise``/``render``: its summaries (two small per-condition
+  tables) saved to Parquet and loaded back render the same text.
 
 Tolerances: 4 SE is a two-sided normal tail of 6e-5 per comparison (below 0.2% over the ~25
 comparisons); seeds are fixed, so the test is deterministic.
@@ -168,3 +170,27 @@ def test_pl_level_is_matched_by_d_phi(run):
     assert a.lam0 == pytest.approx(1.0)
     assert gfgsm.mc.LamRule(multiplier="D*phi")({"lam0": 1.0, "n": 2000}, dgp) == pytest.approx(
         q.D * q.phi / math.sqrt(2000), rel=1e-12)
+
+
+def test_section_renders_the_same_from_saved_summaries(run, tmp_path):
+    """The section is split into summarise/render: its summaries, saved to Parquet and loaded
+    back, render the same text (dtypes survive the round trip), and they are small."""
+    sec, a = run
+    assert sn.section.render is sn.render
+    assert sec.summaries is not None
+    gfgsm.report.save_summaries(sec.summaries, tmp_path / "s")
+    s2 = gfgsm.report.load_summaries(tmp_path / "s")
+    sec2 = sn.render(s2, tmp_path / "fig2")
+    for f in ("key", "title", "claim", "verdict", "agrees", "tables", "notes", "provenance"):
+        assert getattr(sec2, f) == getattr(sec, f), f
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    assert all(Path(p).is_file() and Path(p).parent == tmp_path / "fig2" for p, _ in sec2.figures)
+    # Small: per-condition summaries, never one row per replication (12 conditions x 60 here).
+    size = sum(p.stat().st_size for p in (tmp_path / "s").glob("*.parquet"))
+    assert size < 1_000_000
+    assert set(s2.tables) == {"cells", "curves"}
+    assert len(s2["cells"]) == len(a.cells) == 18
+    assert len(s2["curves"]) == 2 * sn.CURVE_POINTS * 3
+    for t in s2.tables.values():
+        assert "rep" not in t.columns and len(t) < 12 * 60
+    assert s2.meta["preset"] == "quick" and s2.meta["sizes"] == [2000, 8000]
