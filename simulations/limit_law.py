@@ -30,6 +30,12 @@ Performance measures
     covariance entry and for ``P(U_j = 0)`` at a true zero; the two-sample KS statistic of the
     simulated ``U_n`` at the larger ``n`` against ``N_LAW`` draws of the limit.
 
+Report
+    Split in two (:mod:`gfgsm.report.summaries`): :func:`summarise` reduces the store to the
+    per-coefficient frames of :func:`analyse` (``means``, ``cov``, ``p0``, ``ks``, the QQ
+    quantiles ``qq`` at ``QQ_PROBS``, ``reps``) and the constants of the text; :func:`render`
+    draws the figures and writes the text from them alone (no store, no limit-law draws).
+
 Cost (measured on the 2-core machine with one BLAS thread): the quick preset (500
 replications, n = 1000 and 4000, 12 conditions x 2 methods) takes 51 CPU seconds for the study
 (about 30 s of wall time on 2 worker processes of an idle machine) and 6 s for the section.  It
@@ -41,6 +47,7 @@ gaussian (2-4 us per observation).  The full preset (5000 replications, n = 1000
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from collections.abc import Mapping
@@ -389,16 +396,44 @@ def _table(a: Analysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
-            executor: str = "processes") -> gfgsm.report.Section:
-    """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 2)."""
-    store = gfgsm.report.run_study(study, preset, results, executor)
+#: The tables of :func:`summarise`: the frames of :class:`Analysis` of the same names.
+TABLES = ("means", "cov", "p0", "ks", "qq", "reps")
+
+
+def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
+    """Everything the section shows, reduced from ``store``: the frames of :func:`analyse` (per
+    coefficient or covariance entry of each family x design x method; ``qq`` the simulated and
+    limit-law quantiles at :data:`QQ_PROBS`; ``reps`` the replications used) and, in ``meta``,
+    the sizes, the agreement thresholds, the limit-law constants, the provenance and the
+    preset."""
     a = analyse(store, study)
+    manifest = json.loads((Path(store) / "manifest.json").read_text())
+    tables = {"means": a.means, "cov": a.cov, "p0": a.p0, "ks": a.ks,
+              "qq": a.qq.reset_index(drop=True), "reps": a.reps}
+    meta = {"sizes": [int(a.sizes[0]), int(a.sizes[1])], "crit": a.crit,
+            "ks_level": a.ks_level, "fwer": FWER, "n_law": N_LAW, "law_seed": LAW_SEED,
+            "provenance": gfgsm.report.provenance(store),
+            "preset": manifest["study"]["preset"]}
+    return gfgsm.report.Summaries(tables=tables, meta=meta)
+
+
+def _analysis(s: gfgsm.report.Summaries) -> Analysis:
+    """The :class:`Analysis` that :func:`summarise` reduced ``s`` from."""
+    n1, n2 = s.meta["sizes"]
+    return Analysis(**{name: s[name] for name in TABLES}, sizes=(int(n1), int(n2)),
+                    crit=float(s.meta["crit"]), ks_level=float(s.meta["ks_level"]))
+
+
+def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
+    """The section (figures, tables, verdict, notes) from the summaries of :func:`summarise`
+    alone."""
+    a = _analysis(s)
+    fwer, n_law, law_seed = float(s.meta["fwer"]), int(s.meta["n_law"]), int(s.meta["law_seed"])
     n1, n2 = a.sizes
     figs = [
         (str(_qq_figure(a, d, figures)),
          f"QQ plots, design '{d}': quantiles of the simulated U_n = sqrt(n)(theta_hat - theta0) "
-         f"at n = {n2} ({int(a.ks.R.median())} replications) against {N_LAW} draws of the limit "
+         f"at n = {n2} ({int(a.ks.R.median())} replications) against {n_law} draws of the limit "
          "law argmin Z(u), per coefficient; dashed: the identity."
          + (" The flat stretch at 0 is the point mass of the true zero." if d == "sparse"
             else ""))
@@ -462,9 +497,9 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
         f"**Agreement rule** (stated before looking at the numbers): every Richardson-"
         f"extrapolated mean, covariance entry and P(U_j = 0) must be within "
         f"|z| <= {a.crit:.2f} of the limit law, the two-sided Bonferroni bound for a family-"
-        f"wise error of {FWER:g} over the {K} comparisons (z uses the Monte Carlo SE of the "
+        f"wise error of {fwer:g} over the {K} comparisons (z uses the Monte Carlo SE of the "
         "simulation and of the limit law's own Monte Carlo moments, added in quadrature), and no "
-        f"two-sample KS test at n = {n2} may reject at {FWER:g}/{len(a.ks)} = "
+        f"two-sample KS test at n = {n2} may reject at {fwer:g}/{len(a.ks)} = "
         f"{a.ks_level:.2g}.\n\n"
         f"**The finite-n term.** The means at n = {n1} and n = {n2} differ from each other by a "
         f"median |drift| of {drift.abs().median():.2f} SE (largest {drift.abs().max():.2f}), "
@@ -503,11 +538,23 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
         tables=[(f"Mean and variance of U_n per coefficient (estimate (MCSE)); extrap. = "
                  f"Richardson extrapolation from n = {n1} and {n2}; KS at n = {n2}.",
                  gfgsm.report.markdown_table(table))],
-        provenance=gfgsm.report.provenance(store)
-        + f" Limit-law draws: {N_LAW} per case, seeded by SeedSequence([{LAW_SEED}, "
+        provenance=s.meta["provenance"]
+        + f" Limit-law draws: {n_law} per case, seeded by SeedSequence([{law_seed}, "
           "crc32(kind|family|design|method)]).",
         notes=notes,
     )
 
 
+def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
+            executor: str = "processes") -> gfgsm.report.Section:
+    """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 2):
+    :func:`summarise` the store, then :func:`render` the summaries (attached to the section)."""
+    store = gfgsm.report.run_study(study, preset, results, executor)
+    s = summarise(store, study)
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
+
+
 section.order = 20  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

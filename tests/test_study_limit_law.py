@@ -10,7 +10,9 @@ the comparisons of :func:`simulations.limit_law.analyse` are asserted:
   error ``c/sqrt(n) + o(1/sqrt(n))``.  ``lam0 = 1`` is mild, so what the extrapolation leaves
   (``O(1/n)``) is far below the Monte Carlo SE (about 0.1 limit-law SD at 400 replications);
 * the variances, the point mass ``P(U_j = 0)`` at the true zero, and a KS test of one
-  coefficient.
+  coefficient;
+* the section rendered by :func:`simulations.limit_law.render` from its saved and reloaded
+  summaries is the section itself, and the summaries are small.
 
 Tolerances are 4 standard errors: a two-sided normal tail of 6e-5 per comparison, so over the
 ~40 comparisons below a false alarm has probability below 0.3% (the seeds are fixed, so the
@@ -99,3 +101,33 @@ def test_dgp_repr_distinguishes_conditions():
     conds = ll.STUDY.conditions("quick")
     reprs = {(c["family"], c["design"]): repr(ll.make_dgp(c)) for c in conds}
     assert len(set(reprs.values())) == 6
+
+
+def test_section_renders_the_same_from_saved_summaries(run, tmp_path):
+    """``render`` of the saved and reloaded summaries gives the section that ``section`` built
+    (Parquet round trip included), and the summaries are small: per-condition tables, never a
+    row per replication."""
+    import gfgsm.report
+
+    sec, _, _ = run
+    assert sec.summaries is not None and ll.section.render is ll.render
+    d = gfgsm.report.save_summaries(sec.summaries, tmp_path / "s")
+    s2 = gfgsm.report.load_summaries(tmp_path / "s")
+    assert set(s2.tables) == set(ll.TABLES) and s2.meta["preset"] == "quick"
+    sec2 = ll.render(s2, tmp_path / "fig2")
+    for f in ("key", "title", "claim", "verdict", "agrees", "tables", "notes", "provenance"):
+        assert getattr(sec2, f) == getattr(sec, f), f
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    assert all(Path(p).is_file() and Path(p).parent == tmp_path / "fig2" for p, _ in sec2.figures)
+    # small: under 1 MB in all, and no table grows with the 400 replications (at most one row
+    # per QQ probability and coefficient of each family x design x method)
+    assert sum(p.stat().st_size for p in d.glob("*.parquet")) < 1_000_000
+    cells = len(s2["reps"])
+    assert cells == 4  # binomial x {dense, sparse} x two methods
+    for name, t in s2.tables.items():
+        assert "rep" not in t.columns, name
+        if len(t):
+            per_cell = t.groupby(["family", "design", "method"]).size().max()
+            assert per_cell <= 4 * len(ll.QQ_PROBS) < 400, (name, per_cell)
+        if "param" in t.columns and name != "qq":
+            assert not t.duplicated(["family", "design", "method", "param"]).any(), name
