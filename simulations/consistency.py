@@ -54,6 +54,7 @@ replications.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -170,13 +171,14 @@ def slope_table(perf: pd.DataFrame, points: int | None = LOCAL_POINTS) -> pd.Dat
     return out
 
 
-def judge(row: pd.Series) -> bool:
-    """The decision rule of the row's lam rule (module docstring)."""
+def judge(row: pd.Series, window: tuple[float, float] = SLOW_WINDOW) -> bool:
+    """The decision rule of the row's lam rule (module docstring); ``window`` is the slope
+    window of the ``lam0 n^(-1/4)`` rule."""
     if row["rule"] == "root-n":
         return bool(row["lo"] <= -0.5 <= row["hi"])
     if row["rule"] == "fixed":
         return bool(row["lo"] > -0.5)
-    return bool(row["lo"] > -0.5 and SLOW_WINDOW[0] < row["slope"] < SLOW_WINDOW[1])
+    return bool(row["lo"] > -0.5 and window[0] < row["slope"] < window[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +250,7 @@ def _figure_coef_slopes(coef: pd.DataFrame, figures: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# section
+# section: summarise (store -> tidy per-condition tables) and render (tables -> text, figures)
 # --------------------------------------------------------------------------------------------
 def _slope_cell(s: float, lo: float, hi: float, scaled: bool) -> str:
     if not np.isfinite(s):
@@ -256,21 +258,57 @@ def _slope_cell(s: float, lo: float, hi: float, scaled: bool) -> str:
     return fmt_ci(s, lo, hi) + ("*" if scaled else "")
 
 
-def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
-            executor: str = "processes") -> gfgsm.report.Section:
-    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY`
-    in tests; any subset of its families, sizes and methods is analysed the same way)."""
-    study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    df = gfgsm.mc.load(store)
+def summarise(store: Path, study: Study) -> gfgsm.report.Summaries:
+    """Everything the section shows, reduced from the store ``store`` of ``study``.
 
+    Tables (one row per condition x method, or per fitted line; none per replication):
+
+    * ``whole``: :func:`whole_vector_performance`, RMSE(theta) with its MCSE per
+      (family, n, method);
+    * ``slopes``, ``slopes_all``: :func:`slope_table` of ``whole`` over the
+      :data:`LOCAL_POINTS` largest n (the decision fits) and over all n;
+    * ``coef_slopes``: :func:`slope_table` of the per-coefficient RMSE (the decision window);
+    * ``selection``: :func:`gfgsm.mc.measures.selection` per (family, n, method) (exact zeros).
+
+    ``meta``: the decision constants, the preset and study name, and the provenance text.
+    """
+    store = Path(store)
+    df = gfgsm.mc.load(store)
     whole = whole_vector_performance(df)
     per_coef = performance(df, by=("condition", "family", "n", "method", "param"))
-    slopes = slope_table(whole)
-    slopes_all = slope_table(whole, points=None)
-    coef = slope_table(per_coef)
-    slopes["agrees"] = slopes.apply(judge, axis=1)
-    slopes_all["agrees"] = slopes_all.apply(judge, axis=1)
+    manifest = json.loads((store / "manifest.json").read_text())
+    return gfgsm.report.Summaries(
+        tables={
+            "whole": whole,
+            "slopes": slope_table(whole),
+            "slopes_all": slope_table(whole, points=None),
+            "coef_slopes": slope_table(per_coef),
+            "selection": selection(df, by=("family", "n", "method")),
+        },
+        meta={
+            "study": study.name,
+            "preset": manifest.get("preset", manifest["study"].get("preset")),
+            "local_points": LOCAL_POINTS,
+            "slow_window": list(SLOW_WINDOW),
+            "lof_alpha": LOF_ALPHA,
+            "provenance": gfgsm.report.provenance(store),
+        },
+    )
+
+
+def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
+    """The section (verdict, tables, notes, figures) from the summaries ``s`` of
+    :func:`summarise` alone."""
+    whole = s["whole"]
+    window_bounds = tuple(float(v) for v in s.meta["slow_window"])
+    lo_w, hi_w = window_bounds
+    local_points = int(s.meta["local_points"])
+    lof_alpha = float(s.meta["lof_alpha"])
+    slopes = s["slopes"].copy()
+    slopes_all = s["slopes_all"].copy()
+    coef = s["coef_slopes"].copy()
+    slopes["agrees"] = slopes.apply(judge, axis=1, window=window_bounds)
+    slopes_all["agrees"] = slopes_all.apply(judge, axis=1, window=window_bounds)
     all_agree = bool(slopes["agrees"].all())
     ns = sorted(int(v) for v in whole["n"].unique())
     window = slopes["n_range"].iloc[0]
@@ -295,7 +333,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
                      f"{count('fixed')}")
     if (slopes["rule"] == "slow").any():
         parts.append(f"with lam0 n^(-1/4) it is {span('slow')}, CI above -1/2 and slope within "
-                     f"({SLOW_WINDOW[0]}, {SLOW_WINDOW[1]}) for {count('slow')}")
+                     f"({lo_w}, {hi_w}) for {count('slow')}")
     verdict = ("Agrees: " if all_agree else "Disagrees in part: ") + "; ".join(parts)
     failed = slopes.loc[~slopes["agrees"]]
     if not failed.empty:
@@ -306,7 +344,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
 
     # ---- tables
     rule_text = {"root-n": "CI contains -1/2", "fixed": "CI above -1/2",
-                 "slow": f"CI above -1/2, slope in ({SLOW_WINDOW[0]}, {SLOW_WINDOW[1]})"}
+                 "slow": f"CI above -1/2, slope in ({lo_w}, {hi_w})"}
     key = ["family", "method"]
     allf = slopes_all.set_index(key)
     tab = pd.DataFrame({
@@ -327,7 +365,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     rmse_tab = whole.assign(
         estimator=whole["method"].map(lambda m: METHOD_INFO[m][0]),
         rule=whole["method"].map(lambda m: RULES[METHOD_INFO[m][1]][1]),
-        cell=[format_estimate(v, s) for v, s in zip(whole["rmse"], whole["rmse_mcse"],
+        cell=[format_estimate(v, e) for v, e in zip(whole["rmse"], whole["rmse_mcse"],
                                                     strict=True)],
     ).pivot_table(index=["family", "estimator", "rule"], columns="n", values="cell",
                   aggfunc="first").reset_index()
@@ -345,8 +383,9 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
 
     # ---- diagnostic for the n^(-1/4) rule: true-nonzero slopes set exactly to zero
     n_max = ns[-1]
-    sel = selection(df[df["n"] == n_max], by=("family", "method"))
-    sel = sel[sel["method"].map(lambda m: METHOD_INFO[m][1]) == "slow"]
+    sel = s["selection"]
+    sel = sel[(sel["n"] == n_max)
+              & (sel["method"].map(lambda m: METHOD_INFO[m][1]) == "slow")]
     zero_txt = "; ".join(
         f"{r.family} {METHOD_INFO[r.method][0]} "
         f"{format_estimate(r.incorrect_zeros, r.incorrect_zeros_mcse)}"
@@ -361,10 +400,10 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     reps = int(whole["n_rep"].max())
     notes = (
         f"**Decision rules** (all on the slope of log RMSE(theta) on log n over the "
-        f"{LOCAL_POINTS} largest n, {window}: the rate at the largest n, since the claims are "
+        f"{local_points} largest n, {window}: the rate at the largest n, since the claims are "
         "asymptotic). lam0/sqrt(n): the 95% CI contains -1/2. Fixed lam: the CI lies entirely "
         "above -1/2 (the bias plateau). lam0 n^(-1/4): the CI lies entirely above -1/2 and the "
-        f"slope is nearer -1/4 than either -1/2 or 0 (in ({SLOW_WINDOW[0]}, {SLOW_WINDOW[1]})); "
+        f"slope is nearer -1/4 than either -1/2 or 0 (in ({lo_w}, {hi_w})); "
         "the local slope reaches -1/4 only once the bias is linear in lam (small lam_n) and "
         "dominates the SD; while lam_n is large enough to set true-nonzero slopes exactly to "
         "zero the bias is pinned and the curve is flatter. Under lam0 n^(-1/4) at "
@@ -375,7 +414,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         "p-values), which a straight line over all n absorbs into its slope; docs/theory.md's "
         "claims are about the limit. "
         "Slopes are weighted least-squares fits with MCSE weights "
-        f"(`gfgsm.mc.measures.rate_fit`); where the lack-of-fit test has p < {LOF_ALPHA} the "
+        f"(`gfgsm.mc.measures.rate_fit`); where the lack-of-fit test has p < {lof_alpha} the "
         f"CI is inflated by sqrt(chi2/df) (marked *; {n_scaled} of {len(slopes)} decision "
         "fits). RMSE(theta) = sqrt(sum_j MSE_j) over intercept and slopes, its MCSE from the "
         "per-replication squared error norm by the delta method. PL runs at the level "
@@ -410,9 +449,23 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
              "(a true zero) or constant).",
              gfgsm.report.markdown_table(coef_tab)),
         ],
-        provenance=gfgsm.report.provenance(store),
+        provenance=s.meta["provenance"],
         notes=notes,
     )
 
 
+def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
+            executor: str = "processes") -> gfgsm.report.Section:
+    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY`
+    in tests; any subset of its families, sizes and methods is analysed the same way):
+    :func:`summarise` the store, :func:`render` the summaries, and attach them."""
+    study = STUDY if study is None else study
+    store = gfgsm.report.run_study(study, preset, results, executor)
+    s = summarise(store, study)
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
+
+
 section.order = 10  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

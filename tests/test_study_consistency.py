@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import gfgsm.mc
+import gfgsm.report
 from gfgsm.mc.spec import Preset
 from simulations import consistency as cons
 
@@ -51,10 +52,16 @@ def test_root_n_slope_contains_minus_half_and_fixed_lam_plateaus(tiny):
     assert all(cons.judge(r) for _, r in slopes.reset_index().iterrows())
 
 
-def test_section_builds_with_figures(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_section(tiny, tmp_path_factory: pytest.TempPathFactory) -> gfgsm.report.Section:
+    """The section built on the tiny store (resumed: nothing is run again)."""
     study, store = tiny
-    results = Path(store).parent
-    sec = cons.section("quick", results, tmp_path / "figures", study=study, executor="local")
+    figures = tmp_path_factory.mktemp("figures")
+    return cons.section("quick", Path(store).parent, figures, study=study, executor="local")
+
+
+def test_section_builds_with_figures(tiny_section):
+    sec = tiny_section
     assert sec.key == "consistency"
     assert sec.agrees is True
     assert sec.verdict.startswith("Agrees")
@@ -64,3 +71,36 @@ def test_section_builds_with_figures(tiny, tmp_path):
         assert caption
     assert len(sec.tables) == 3
     assert "consistency" in sec.provenance
+
+
+def test_section_renders_the_same_from_saved_summaries(tiny, tiny_section, tmp_path):
+    """summarise/render split: the summaries saved to Parquet and loaded back render the same
+    text (title, claim, verdict, tables, notes, provenance, captions) without the store, and
+    they are per-condition summaries, small enough to commit."""
+    sec = tiny_section
+    assert sec.summaries is not None and cons.section.render is cons.render
+    saved = gfgsm.report.save_summaries(sec.summaries, tmp_path / "s")
+    s2 = gfgsm.report.load_summaries(tmp_path / "s")
+    sec2 = cons.render(s2, tmp_path / "fig2")
+    assert sec2.key == sec.key
+    assert sec2.title == sec.title
+    assert sec2.claim == sec.claim
+    assert sec2.verdict == sec.verdict
+    assert sec2.agrees == sec.agrees
+    assert sec2.tables == sec.tables
+    assert sec2.notes == sec.notes
+    assert sec2.provenance == sec.provenance
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    for path, _ in sec2.figures:
+        assert Path(path).is_file() and Path(path).parent == tmp_path / "fig2"
+
+    files = list(saved.glob("*.parquet"))
+    assert {f.stem for f in files} == set(sec.summaries.tables)
+    assert sum(f.stat().st_size for f in files) < 1_000_000
+    # at most one row per (n, method, parameter): intercept and 5 slopes; never per replication
+    study, _ = tiny
+    per_condition = len(N) * len(study.methods) * 6
+    assert per_condition < REPS
+    for name, table in s2.tables.items():
+        assert "rep" not in table.columns, name
+        assert len(table) <= per_condition, (name, len(table))
