@@ -159,6 +159,7 @@ Cost
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -526,22 +527,60 @@ def _ci(r: Any, lo: str = "ci_low", hi: str = "ci_high") -> str:
     return fmt_ci(r["slope"], r[lo], r[hi], ".2f")
 
 
-def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
-            executor: str = "processes") -> gfgsm.report.Section:
-    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY`
-    in tests; any subset of its teachers, n and methods is analysed the same way)."""
-    study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
+def summarise(store: Path, study: Study) -> gfgsm.report.Summaries:
+    """Everything the section shows, reduced from the store ``store`` of ``study``: per-condition
+    tables (``risk``, ``risk_rates``, ``rmse``, ``rmse_rates``, ``limit_law``, ``calibration``,
+    ``status``; none with a row per replication) and the decision, constants and provenance in
+    ``meta`` (:mod:`gfgsm.report.summaries`)."""
+    store = Path(store)
     df = gfgsm.mc.load(store)
     res = analyse(df)
-    risk, rr, rm, rmr, cal = (res["risk"], res["risk_rates"], res["rmse"], res["rmse_rates"],
-                              res["calibration"])
-    agrees = res["agrees"]
+    rm, rmr = res["rmse"], res["rmse_rates"]
+    tables: dict[str, pd.DataFrame] = {
+        "risk": res["risk"], "risk_rates": res["risk_rates"], "rmse": rm,
+        "calibration": res["calibration"]}
+    lam0 = float(df["lam0"].iloc[0])
+    if rmr is not None:
+        tables["rmse_rates"] = rmr
+        if len(rm):
+            # sqrt(n) RMSE of the limit law (docs/theory.md s.5), where one applies.
+            lim = [{"teacher": t, "method": mth, "sqrt_n_rmse": limit_rmse(t, lam0, mth)}
+                   for t in rm["teacher"].unique() for mth in LIMIT_METHODS
+                   if mth in set(rm["method"])]
+            tables["limit_law"] = pd.DataFrame(
+                lim, columns=["teacher", "method", "sqrt_n_rmse"]).astype(
+                {"teacher": str, "method": str, "sqrt_n_rmse": float})
+    fits = df[df["param"] == "excess_risk"]
+    conv = convergence(fits, by=["teacher", "method"])
+    conv_cols = [c for c in conv.columns if c.startswith("status_")]
+    status = conv[["teacher", "method", "n_rep", "n_converged", *conv_cols]]
+    if "grad_max" in fits.columns:  # stores written before the stationarity check lack it
+        med = fits.groupby(["teacher", "method"], observed=True)["grad_max"].median()
+        status = status.assign(median_grad_max=[float(med.loc[(r.teacher, r.method)])
+                                                for r in status.itertuples()])
+    tables["status"] = status.reset_index(drop=True)
+    manifest = json.loads((store / "manifest.json").read_text())["study"]
+    meta = {"study": study.name, "preset": manifest["preset"], "reps": manifest["reps"],
+            "provenance": gfgsm.report.provenance(store),
+            "lam0": lam0, "clean_weight": CLEAN_WEIGHT, "z_crit": res["z_crit"],
+            "ok_b": res["ok_b"], "ok_control": res["ok_control"],
+            "ok_imbalance": res["ok_imbalance"], "agrees": res["agrees"]}
+    return gfgsm.report.Summaries(tables=tables, meta=meta)
+
+
+def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
+    """The section (figures, tables, verdict, notes) from the summaries ``s`` of
+    :func:`summarise` alone."""
+    risk, rr, rm, cal = s["risk"], s["risk_rates"], s["rmse"], s["calibration"]
+    rmr = s.tables.get("rmse_rates")
+    meta = s.meta
+    agrees = bool(meta["agrees"])
+    z_crit = float(meta["z_crit"])
 
     # verdict ----------------------------------------------------------------------------
     parts = []
     if rmr is not None and len(rmr):
-        bad = rmr[~rmr["contains"]]
+        bad = rmr[~rmr["contains"].astype(bool)]
         parts.append(
             f"the parameter-RMSE slopes of the GLM students range over "
             f"{rmr['slope'].min():.2f} to {rmr['slope'].max():.2f} and "
@@ -552,7 +591,7 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     ctrl = cal[cal["teacher"] == CONTROL]
     if len(ctrl):
         parts.append(f"in the balanced control the largest |z| of a calibration bias is "
-                     f"{ctrl['z'].abs().max():.2f} (bound {res['z_crit']:.2f})")
+                     f"{ctrl['z'].abs().max():.2f} (bound {z_crit:.2f})")
     imb = cal[(cal["teacher"] == IMBALANCED) & (cal["method"] == SIGN)].sort_values("n")
     if len(imb):
         parts.append("under imbalance G-FGSM (sign) predicts mean probabilities lower than the "
@@ -562,8 +601,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     verdict = ("Agrees: " if agrees else "Disagrees: ") + "; ".join(parts) + "."
 
     # tables -----------------------------------------------------------------------------
-    def fmt(v: float, s: float) -> str:
-        return format_estimate(float(v), float(s))
+    def fmt(v: float, se: float) -> str:
+        return format_estimate(float(v), float(se))
 
     rt = risk.assign(cell=[fmt(r.risk, r.risk_mcse) for r in risk.itertuples()])
     risk_tab = rt.pivot_table(index=["teacher", "method"], columns="n", values="cell",
@@ -588,9 +627,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
                                       f"{ri.loc[i, 'ci_rule_high']:.2f}]" for i in rm_tab.index]
         rm_tab["contains -1/2"] = [("yes" if ri.loc[i, "contains"] else "**no**")
                                    for i in rm_tab.index]
-        lam0 = float(df["lam0"].iloc[0])
-        lim = {(t, mth): limit_rmse(t, lam0, mth) for t in rm["teacher"].unique()
-               for mth in LIMIT_METHODS if mth in set(rm["method"])}
+        lim = {(r.teacher, r.method): float(r.sqrt_n_rmse)
+               for r in s["limit_law"].itertuples()}
         rm_tab["sqrt(n) RMSE: " + " / ".join(f"n = {k}" for k in sorted(rm["n"].unique()))
                + " / limit law"] = [
             " / ".join(f"{r.rmse * math.sqrt(r.n):.1f}"
@@ -618,14 +656,12 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
                        "antithetic test sample, and its paired difference from the "
                        "unregularized fit on the same data.",
                        gfgsm.report.markdown_table(cb_tab, floatfmt=".4g")))
-    fits = df[df["param"] == "excess_risk"]
-    conv = convergence(fits, by=["teacher", "method"])
-    conv_cols = [c for c in conv.columns if c.startswith("status_")]
-    conv_tab = conv[["teacher", "method", "n_rep", "n_converged", *conv_cols]]
-    if "grad_max" in fits.columns:  # stores written before the stationarity check lack it
-        med = fits.groupby(["teacher", "method"], observed=True)["grad_max"].median()
+    status = s["status"]
+    conv_cols = [c for c in status.columns if c.startswith("status_")]
+    conv_tab = status[["teacher", "method", "n_rep", "n_converged", *conv_cols]]
+    if "median_grad_max" in status.columns:
         conv_tab = conv_tab.assign(**{"median max|grad|": [
-            f"{med.loc[(r.teacher, r.method)]:.2g}" for r in conv_tab.itertuples()]})
+            f"{v:.2g}" for v in status["median_grad_max"].to_numpy(dtype=float)]})
     tables.append(("Training status counts over all n (fits of every status enter the "
                    "measures; module docstring). Converged = full-batch gradient max|grad| "
                    "<= tol at the returned weights (GLM students tol 1e-6, MLP students "
@@ -650,10 +686,11 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         "**Decision rule** (fixed before the runs). Agrees when (b) for every GLM teacher and "
         "method the 95% CI of the slope of log parameter-RMSE on log n contains -1/2 "
         "(rate_fit's lack-of-fit-scaled CI), and (c) in the balanced odd-teacher control every "
-        f"method's calibration bias has |z| < {res['z_crit']:.2f} (Bonferroni, family-wise 5% "
+        f"method's calibration bias has |z| < {z_crit:.2f} (Bonferroni, family-wise 5% "
         "over the control's methods x n) and under imbalance the sign scheme's paired "
         "difference from the unregularized fit has z < -3 at every n. "
-        f"**Conventions.** clean_weight = {CLEAN_WEIGHT:g} (docs/theory.md s.3's Q_n); budgets and "
+        f"**Conventions.** clean_weight = {float(meta['clean_weight']):g} (docs/theory.md "
+        "s.3's Q_n); budgets and "
         "weight decay lam0/sqrt(n), lam0 = 1; GLM students L-BFGS (full batch), MLP students "
         "hidden (8,) tanh trained with Adam (lr 0.01, up to 300 epochs, plateau tol 1e-4), "
         "which leaves them short of stationarity (status plateau or max_iter; full-batch "
@@ -672,9 +709,23 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
         agrees=agrees,
         figures=figs,
         tables=tables,
-        provenance=gfgsm.report.provenance(store),
+        provenance=str(meta["provenance"]),
         notes=notes,
     )
 
 
+def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
+            executor: str = "processes") -> gfgsm.report.Section:
+    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY`
+    in tests; any subset of its teachers, n and methods is analysed the same way):
+    :func:`summarise` the store, then :func:`render` the summaries."""
+    study = STUDY if study is None else study
+    store = gfgsm.report.run_study(study, preset, results, executor)
+    s = summarise(store, study)
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
+
+
 section.order = 70  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

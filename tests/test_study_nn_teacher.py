@@ -157,10 +157,16 @@ def test_imbalance_bias_negative_and_control_unbiased(tiny):
     assert (ctrl["z"].abs() < 3).all(), ctrl
 
 
-def test_section_builds_with_figures(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_section(tiny, tmp_path_factory: pytest.TempPathFactory) -> gfgsm.report.Section:
+    """The report section of the tiny study (its store already complete: no training)."""
     study, store = tiny
-    sec = nt.section("quick", Path(store).parent, tmp_path / "figures", study=study,
-                     executor="local")
+    return nt.section("quick", Path(store).parent, tmp_path_factory.mktemp("figures"),
+                      study=study, executor="local")
+
+
+def test_section_builds_with_figures(tiny_section):
+    sec = tiny_section
     assert isinstance(sec, gfgsm.report.Section)
     assert sec.key == "nn_teacher"
     assert isinstance(sec.agrees, bool)
@@ -190,3 +196,29 @@ def test_stored_status_is_stationarity(tiny):
     # the MLP students' Adam fits stop on the plateau or the epoch limit, never stationary here
     assert set(fits.loc[~glm, "status"]) <= {"plateau", "max_iter"}
     assert (g[~glm.to_numpy()] > 1e-4).all()
+
+
+def test_section_renders_the_same_from_saved_summaries(tiny, tiny_section, tmp_path):
+    """The section is summarise + render: its summaries, saved to Parquet and loaded back,
+    render the same text (verdict, tables, notes, captions, provenance) without the store, and
+    they are small: per-condition tables, none with a row per replication."""
+    study, _ = tiny
+    sec = tiny_section
+    assert nt.section.render is nt.render
+    assert sec.summaries is not None
+    gfgsm.report.save_summaries(sec.summaries, tmp_path / "s")
+    s2 = gfgsm.report.load_summaries(tmp_path / "s")
+    assert set(s2.tables) == set(sec.summaries.tables)
+    sec2 = nt.render(s2, tmp_path / "fig2")
+    for attr in ("key", "title", "claim", "verdict", "agrees", "tables", "notes", "provenance"):
+        assert getattr(sec2, attr) == getattr(sec, attr), attr
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    for path, _ in sec2.figures:
+        assert Path(path).parent == tmp_path / "fig2" and Path(path).stat().st_size > 0
+    # small: well under 1 MB, and no table as long as the replications of a condition x method
+    sizes = [p.stat().st_size for p in (tmp_path / "s").glob("*.parquet")]
+    assert len(sizes) == len(s2.tables) and sum(sizes) < 1_000_000
+    cells = len(study.conditions("quick")) * len(study.methods)
+    for name, table in s2.tables.items():
+        assert "rep" not in table.columns, name
+        assert len(table) <= cells, name  # per-replication rows would be cells x REPS
