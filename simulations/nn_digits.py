@@ -103,6 +103,7 @@ wall time on 2 workers.  The study test (4 restarts, 3 methods, 5 epochs) runs i
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ __all__ = [
     "ATTACK_KEY",
     "STUDY",
     "DigitsData",
+    "accuracy_summary",
     "analyse",
     "attack_seed",
     "compute",
@@ -138,6 +140,7 @@ __all__ = [
     "make_dgp",
     "make_methods",
     "paired_differences",
+    "render",
     "section",
     "summarise",
 ]
@@ -391,7 +394,7 @@ def _t_interval(x: np.ndarray) -> tuple[float, float, float, int]:
     return mean, mean - half, mean + half, n
 
 
-def summarise(df: pd.DataFrame) -> pd.DataFrame:
+def accuracy_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy and 95% t-interval over restarts per method, experiment, attack, b, eps
     and step count; the interval is truncated to [0, 1], the range of an accuracy (near 0 or
     1 the symmetric t-interval would cross it)."""
@@ -441,7 +444,7 @@ def decide(diffs: pd.DataFrame, method: str = "sign") -> dict[str, Any]:
 
 def analyse(df: pd.DataFrame) -> dict[str, Any]:
     """Summaries, paired differences and the decision."""
-    summ = summarise(df)
+    summ = accuracy_summary(df)
     diffs = paired_differences(df)
     return {"summary": summ, "diffs": diffs, "decision": decide(diffs)}
 
@@ -559,19 +562,47 @@ def _diff_table(diffs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _training_table(df: pd.DataFrame) -> pd.DataFrame:
+def _training_summaries(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per training method, from the clean rows of the store (one per network): ``training``
+    (networks, flagged by the catastrophic-overfitting monitor, min and max epochs run),
+    ``statuses`` (networks per convergence status, in decreasing count) and ``co_epochs``
+    (flagged networks per epoch of the flag)."""
     per = df[df["experiment"] == "clean"]
-    rows = []
+    train, status, co = [], [], []
     for m in _ordered(per["method"]):
         g = per[per["method"] == m]
         flagged = g[g["co"].astype(bool)]
-        counts = g["status"].value_counts()
+        train.append({"method": m, "networks": len(g), "co_flagged": len(flagged),
+                      "n_iter_min": int(g["n_iter"].min()), "n_iter_max": int(g["n_iter"].max())})
+        status += [{"method": m, "status": str(s), "networks": int(c)}
+                   for s, c in g["status"].value_counts().items()]
+        co += [{"method": m, "epoch": int(e), "networks": int(c)}
+               for e, c in flagged["co_epoch"].astype(np.int64).value_counts().sort_index().items()]
+
+    def frame(rows: list[dict[str, Any]], dtypes: dict[str, Any]) -> pd.DataFrame:
+        return pd.DataFrame(rows, columns=list(dtypes)).astype(dtypes)
+
+    return (frame(train, {"method": str, "networks": np.int64, "co_flagged": np.int64,
+                          "n_iter_min": np.int64, "n_iter_max": np.int64}),
+            frame(status, {"method": str, "status": str, "networks": np.int64}),
+            frame(co, {"method": str, "epoch": np.int64, "networks": np.int64}))
+
+
+def _training_table(s: gfgsm.report.Summaries) -> pd.DataFrame:
+    status, co = s["statuses"], s["co_epochs"]
+    rows = []
+    for r in s["training"].itertuples(index=False):
+        st = status[status["method"] == r.method]
+        ep = co[co["method"] == r.method]
+        epochs = [str(int(e)) for e, c in zip(ep["epoch"], ep["networks"], strict=True)
+                  for _ in range(int(c))]
         rows.append({
-            "method": m, "networks": len(g),
-            "CO flagged": len(flagged),
-            "CO epochs": ", ".join(str(int(e)) for e in sorted(flagged["co_epoch"])) or "-",
-            "status": ", ".join(f"{s}: {int(c)}" for s, c in counts.items()),
-            "epochs run (min-max)": f"{int(g['n_iter'].min())}-{int(g['n_iter'].max())}",
+            "method": r.method, "networks": int(r.networks),
+            "CO flagged": int(r.co_flagged),
+            "CO epochs": ", ".join(epochs) or "-",
+            "status": ", ".join(f"{x}: {int(c)}" for x, c in zip(st["status"], st["networks"],
+                                                                  strict=True)),
+            "epochs run (min-max)": f"{int(r.n_iter_min)}-{int(r.n_iter_max)}",
         })
     return pd.DataFrame(rows)
 
@@ -605,30 +636,66 @@ def _verdict(dec: dict[str, Any]) -> str:
             f"i.e. it is {ctrl_end}.")
 
 
-def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
-            executor: str = "processes") -> gfgsm.report.Section:
-    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY` in
-    tests; any subset of its methods is analysed the same way, the decision needs ``sign``)."""
+def _design() -> dict[str, Any]:
+    """The design constants the section's text, tables and decision use (JSON-able)."""
+    return {"eps_train": EPS_TRAIN, "eps_grid": list(EPS_GRID), "sweep_steps": SWEEP_STEPS,
+            "sweep_ratio": SWEEP_RATIO, "b_values": list(B_VALUES), "step_eps": STEP_EPS,
+            "step_alpha_div": STEP_ALPHA_DIV, "step_max": STEP_MAX, "control_b": CONTROL_B,
+            "attack_key": ATTACK_KEY, "decision_k": list(DECISION_K), "table_k": list(TABLE_K),
+            "equiv_pp": EQUIV_PP, "level": LEVEL}
+
+
+def summarise(store: Path, study: Study | None = None) -> gfgsm.report.Summaries:
+    """Everything the section shows, from the results ``store`` of ``study`` (default
+    :data:`STUDY`), per condition (none per restart):
+
+    * ``accuracy``: mean test accuracy and 95% t-interval over restarts per training method,
+      experiment, attack, ``b``, ``eps`` and step count (:func:`accuracy_summary`);
+    * ``diffs``: paired ``acc_PGD(k) - acc_PQGD(k)`` (percentage points), mean and 95%
+      t-interval per method, PQGD run and ``k`` (:func:`paired_differences`);
+    * ``training``, ``statuses``, ``co_epochs``: per method, networks, catastrophic-overfitting
+      flags, epochs run, networks per convergence status and per flag epoch;
+
+    and ``meta``: the provenance text, the preset, the methods with the robustness monitor on
+    (in the study's order) and the design constants (:func:`render` checks them)."""
     study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
+    store = Path(store)
     df = gfgsm.mc.load(store)
-    res = analyse(df)
-    summ, diffs, dec = res["summary"], res["diffs"], res["decision"]
-    has_sign = "sign" in set(df["method"])
+    training, statuses, co_epochs = _training_summaries(df)
+    preset = json.loads((store / "manifest.json").read_text())["preset"]
+    monitored = [m.name for m in study.methods
+                 if dict(getattr(m, "options", ())).get("monitor_robustness")]
+    return gfgsm.report.Summaries(
+        tables={"accuracy": accuracy_summary(df), "diffs": paired_differences(df),
+                "training": training, "statuses": statuses, "co_epochs": co_epochs},
+        meta={"study": study.name, "preset": preset, "provenance": gfgsm.report.provenance(store),
+              "monitored": monitored, "design": _design()},
+    )
+
+
+def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
+    """The section (figures into ``figures``, tables, verdict, notes) from :func:`summarise`'s
+    summaries alone."""
+    if s.meta.get("design") != _design():
+        raise ValueError("these nn_digits summaries were made with other design constants "
+                         f"({s.meta.get('design')}) than this module's ({_design()}): "
+                         "summarise the store again")
+    summ, diffs = s["accuracy"], s["diffs"]
+    dec = decide(diffs)
+    has_sign = "sign" in set(s["training"]["method"])
     agrees: bool | None = dec["confirmed"] if has_sign else None
     verdict = (_verdict(dec) if has_sign else
                "No FGSM-trained (sign) networks in this run: the claim is not tested.")
 
     fig1 = _figure_sweep(summ, figures)
     fig2 = _figure_steps(summ, figures)
-    tr = _training_table(df)
-    monitored = [m.name for m in study.methods
-                 if dict(getattr(m, "options", ())).get("monitor_robustness")]
+    tr = _training_table(s)
+    monitored = list(s.meta["monitored"])
     n_co = int(tr["CO flagged"].sum())
     n_mon = int(tr.loc[tr["method"].isin(monitored), "networks"].sum())
-    clean_status = df.loc[df["experiment"] == "clean", "status"]
-    n_conv = int(clean_status.isin(("converged", "plateau")).sum())
-    n_stat = int(clean_status.eq("converged").sum())
+    st = s["statuses"]
+    n_conv = int(st.loc[st["status"].isin(("converged", "plateau")), "networks"].sum())
+    n_stat = int(st.loc[st["status"].eq("converged"), "networks"].sum())
     n_net = int(tr["networks"].sum())
     tables = [
         ("Clean and robust test accuracy (mean over restarts [95% t-interval]); columns give "
@@ -693,10 +760,23 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
                         f"95% t-intervals over restarts; dotted: k = {list(DECISION_K)}."),
         ],
         tables=tables,
-        provenance=gfgsm.report.provenance(store),
+        provenance=s.meta["provenance"],
         notes=notes,
     )
 
 
-section.order = 80  # type: ignore[attr-defined]
+def section(preset: str, results: Path, figures: Path, *, study: Study | None = None,
+            executor: str = "processes") -> gfgsm.report.Section:
+    """Run/resume the study and build its report section (``study`` replaces :data:`STUDY` in
+    tests; any subset of its methods is analysed the same way, the decision needs ``sign``):
+    :func:`summarise` the store, then :func:`render` the summaries."""
+    study = STUDY if study is None else study
+    store = gfgsm.report.run_study(study, preset, results, executor)
+    s = summarise(store, study)
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
 
+
+section.order = 80  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

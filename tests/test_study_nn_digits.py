@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import gfgsm.mc
+import gfgsm.report
 from gfgsm.mc.seeds import replication_seed
 from gfgsm.mc.spec import Preset
 from gfgsm.nn.attacks import ProjectedGradientDescent, ProjectedQuantizedGradientDescent
@@ -131,10 +132,16 @@ def test_pqgd_with_b_one_is_pgd(tiny):
     assert np.array_equal(a, b)
 
 
-def test_section_builds_with_figures(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_section(tiny, tmp_path_factory: pytest.TempPathFactory) -> gfgsm.report.Section:
+    # The section of the tiny store: the study is resumed (complete), nothing is trained.
     study, store, _ = tiny
-    sec = nd.section("quick", Path(store).parent, tmp_path / "figures", study=study,
-                     executor="local")
+    return nd.section("quick", Path(store).parent, tmp_path_factory.mktemp("figures"),
+                      study=study, executor="local")
+
+
+def test_section_builds_with_figures(tiny_section):
+    sec = tiny_section
     assert sec.key == "nn_digits"
     assert sec.agrees in (True, False)  # the decision is made: "sign" is in the run
     assert sec.verdict.startswith("Confirmed" if sec.agrees else "Not confirmed")
@@ -145,3 +152,30 @@ def test_section_builds_with_figures(tiny, tmp_path):
     assert len(sec.tables) == 3
     assert "nn_digits" in sec.provenance
     assert nd.section.order == 80
+    assert nd.section.render is nd.render
+
+
+def test_section_renders_from_saved_summaries(tiny, tiny_section, tmp_path):
+    # The section's summaries, saved to Parquet and loaded back, render the same section
+    # without the store; and they are per condition (small), never per restart.
+    _, _, df = tiny
+    sec = tiny_section
+    assert sec.summaries is not None
+    d = gfgsm.report.save_summaries(sec.summaries, tmp_path / "s")
+    s2 = gfgsm.report.load_summaries(tmp_path / "s")
+    assert set(s2.tables) == {"accuracy", "diffs", "training", "statuses", "co_epochs"}
+    assert s2.meta["preset"] == "quick" and s2.meta["monitored"] == ["sign", "fgsm_rs"]
+    sec2 = nd.render(s2, tmp_path / "fig2")
+    for attr in ("key", "title", "claim", "verdict", "agrees", "tables", "notes", "provenance"):
+        assert getattr(sec2, attr) == getattr(sec, attr), attr
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    assert all(Path(p).is_file() and Path(p).parent == tmp_path / "fig2" for p, _ in sec2.figures)
+    assert sum(p.stat().st_size for p in d.glob("*.parquet")) < 1_000_000
+    for name, table in s2.tables.items():
+        assert not {"rep", "network"} & set(table.columns), name
+        assert len(table) <= len(df) // REPS, name
+    assert (s2["accuracy"]["restarts"] == REPS).all()
+    # summaries made with other design constants are refused
+    s2.meta["design"]["step_max"] = 30
+    with pytest.raises(ValueError, match="other design constants"):
+        nd.render(s2, tmp_path / "fig3")
