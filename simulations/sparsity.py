@@ -68,6 +68,7 @@ Cost (measured on this 2-core machine, single-threaded CPU time per replication)
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -385,16 +386,35 @@ def _ci(r: Mapping[str, Any]) -> str:
     return fmt_ci_words(r["diff"], r["lo"], r["hi"], "+.2f")
 
 
-def build_section(study: Study, preset: str, results: Path, figures: Path) -> rep.Section:
-    """Run/resume ``study`` under ``preset`` and build the report section (any grid)."""
-    t0 = time.perf_counter()
-    store = rep.run_study(study, preset, results,
-                          chunk_size=min(CHUNK, study.preset(preset).reps))
+def _store_preset(store: Path) -> str:
+    """The preset a results store was run under (its manifest)."""
+    return str(json.loads((Path(store) / "manifest.json").read_text())["study"]["preset"])
+
+
+def summarise(store: Path, study: Study = STUDY) -> rep.Summaries:
+    """Everything the section shows, reduced from the results store ``store`` of ``study``.
+
+    Tables (one row per condition and method, or per condition and comparison; no
+    per-replication rows):
+
+    * ``selection``: the tuned methods' correct/incorrect zeros and exact support with their
+      MCSEs and non-converged share (:func:`gfgsm.mc.measures.selection`);
+    * ``model_error``: every method's model error summary (:func:`model_error_summary`: median
+      and mean ME, median RME, selected multiplier and grid-edge shares);
+    * ``claim1``: paired exact-support differences adaptive l1/SCAD/MCP minus l1;
+    * ``claim2``: paired exact-support differences G-FGSM minus PL (same penalty), with
+      ``outside`` (CI entirely outside +-``MARGIN``) and ``gaussian`` (sign-neutral design);
+    * ``theory``: per design, ``D``, ``phi`` and ``max |V_j|`` (:func:`gfgsm.theory.quantities`).
+
+    ``meta``: preset, replications, designs and n in the report's order, the provenance text
+    and the constants the text quotes (margin, grid, rho, beta, cost of the full preset).
+    """
+    store = Path(store)
+    preset = _store_preset(store)
     df = load(store)
     pr = per_replication(df, study, preset)
     designs = [d for d in DESIGNS if d in set(pr["design"])]
     ns = sorted(int(v) for v in pr["n"].unique())
-    n_max, n_min = max(ns), min(ns)
     reps = study.preset(preset).reps
 
     # ---- selection measures (package function) and model error ----------------------------
@@ -408,7 +428,7 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     mes["estimator"] = [a for a, _ in ep]
     mes["penalty"] = [b for _, b in ep]
 
-    # ---- claim 1: non-convex vs l1 at the largest n (paired, same data) -------------------
+    # ---- claim 1: non-convex vs l1 (paired, same data) -------------------------------------
     c1 = []
     for est in ESTIMATORS:
         for pen in NONCONVEX:
@@ -419,9 +439,6 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
             pdiff["estimator"], pdiff["penalty"] = est, pen
             c1.append(pdiff)
     c1 = pd.concat(c1, ignore_index=True)
-    c1_max = c1[c1["n"] == n_max]
-    c1_fail = c1_max[~(c1_max["lo"] > 0)]
-    agree1 = bool(len(c1_max)) and c1_fail.empty
 
     # ---- claim 2: G-FGSM vs PL, same penalty, every n -------------------------------------
     c2 = []
@@ -436,23 +453,58 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     # Not comparable only with evidence: the whole CI outside [-MARGIN, MARGIN].
     c2["outside"] = (c2["lo"] > MARGIN) | (c2["hi"] < -MARGIN)
     c2["gaussian"] = c2["design"].str.startswith("gaussian")
+
+    # ---- sign-neutrality vectors of the designs (theory) -----------------------------------
+    from gfgsm.theory import quantities
+
+    cond_by_design = {}
+    for c in study.conditions(preset):
+        cond_by_design.setdefault(c["design"], c)
+    theory = []
+    for des in designs:
+        q = quantities(study.make_dgp(cond_by_design[des]), seed=0)
+        theory.append({"design": des, "D": float(q.D), "phi": float(q.phi),
+                       "max_abs_V": float(np.max(np.abs(np.asarray(q.V, float))))})
+
+    tables = {"selection": sel.reset_index(drop=True), "model_error": mes, "claim1": c1,
+              "claim2": c2, "theory": pd.DataFrame(theory)}
+    meta = {"preset": preset, "reps": int(reps), "designs": designs, "ns": ns,
+            "provenance": rep.provenance(store), "margin": MARGIN, "grid": list(GRID),
+            "rho": RHO, "beta": list(BETA), "full_cost_note": FULL_COST_NOTE}
+    return rep.Summaries(tables=tables, meta=meta)
+
+
+def render(s: rep.Summaries, figures: Path) -> rep.Section:
+    """The section (figures drawn into ``figures``) from the summaries of :func:`summarise`."""
+    m = s.meta
+    sel, mes, c1, c2 = s["selection"], s["model_error"], s["claim1"], s["claim2"]
+    theory = s["theory"].set_index("design")
+    designs = list(m["designs"])
+    ns = [int(v) for v in m["ns"]]
+    n_max, n_min = max(ns), min(ns)
+    reps = int(m["reps"])
+    margin = float(m["margin"])
+    grid = [float(v) for v in m["grid"]]
+    rho, beta = m["rho"], tuple(m["beta"])
+    seconds = float(m.get("section_seconds", math.nan))
+
+    # ---- claim 1: non-convex vs l1 at the largest n ----------------------------------------
+    c1_max = c1[c1["n"] == n_max]
+    c1_fail = c1_max[~(c1_max["lo"] > 0)]
+    agree1 = bool(len(c1_max)) and c1_fail.empty
+
+    # ---- claim 2: G-FGSM vs PL, same penalty, every n -------------------------------------
     c2_g = c2[c2["gaussian"]]
     c2_fail_g = c2_g[c2_g["outside"]]
     c2_fail_glm = c2[~c2["gaussian"] & c2["outside"]]
     agree2 = bool(len(c2_g)) and c2_fail_g.empty
 
     # ---- sign-neutrality vectors of the designs (theory) -----------------------------------
-    from gfgsm.theory import quantities
-
     vtxt = []
-    cond_by_design = {}
-    for c in study.conditions(preset):
-        cond_by_design.setdefault(c["design"], c)
     for des in designs:
-        q = quantities(study.make_dgp(cond_by_design[des]), seed=0)
-        v = np.asarray(q.V, float)
-        vtxt.append(f"{des}: D phi = {float(q.D) * float(q.phi):.3g}, max |V_j| = "
-                    f"{np.max(np.abs(v)):.3g}")
+        q = theory.loc[des]
+        vtxt.append(f"{des}: D phi = {float(q['D']) * float(q['phi']):.3g}, max |V_j| = "
+                    f"{float(q['max_abs_V']):.3g}")
 
     # ---- figures ---------------------------------------------------------------------------
     rep.style()
@@ -502,7 +554,7 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
         ax = axes[0][c]
         d = c2[c2["design"] == des]
         _lines(ax, d, "diff", "mcse", PENALTY_LABELS)
-        ax.axhspan(-MARGIN, MARGIN, color="0.85", zorder=0)
+        ax.axhspan(-margin, margin, color="0.85", zorder=0)
         ax.axhline(0, color="0.3", lw=0.6)
         _xaxis(ax, ns)
         ax.set_title(des)
@@ -513,7 +565,7 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     figs.append((rep.save_figure(fig, figures, "sparsity_gfgsm_vs_pl"),
                  f"Paired difference G-FGSM - PL in exact support recovery (same data, same "
                  f"penalty, each BIC-tuned); error bars 95% Monte Carlo intervals; grey band: "
-                 f"the equivalence margin +-{MARGIN:g} of claim 2."))
+                 f"the equivalence margin +-{margin:g} of claim 2."))
 
     # ---- tables ----------------------------------------------------------------------------
     tab = sel.merge(mes[["condition", "method", "me_median", "me_median_mcse", "me_mean",
@@ -551,7 +603,7 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     c2_tab = pd.DataFrame({
         "penalty": c2_tab["penalty"], "design": c2_tab["design"], "n": c2_tab["n"],
         "G-FGSM minus PL, P(exact) (95% CI)": [_ci(r) for r in c2_tab.to_dict("records")],
-        f"CI outside +-{MARGIN:g}": ["yes" if v else "no" for v in c2_tab["outside"]],
+        f"CI outside +-{margin:g}": ["yes" if v else "no" for v in c2_tab["outside"]],
         "pairs": c2_tab["m"],
     })
 
@@ -579,11 +631,11 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
                else f", the mean gain not growing with n ({mean_gain[n_min]:+.2f} at n = "
                f"{n_min}, {mean_gain[n_max]:+.2f} at n = {n_max})")
     s2 = (f"claim 2 {'agrees' if agree2 else 'disagrees'}: on the sign-neutral gaussian "
-          f"designs no G-FGSM - PL exact-support difference has its 95% CI outside +-{MARGIN:g}"
+          f"designs no G-FGSM - PL exact-support difference has its 95% CI outside +-{margin:g}"
           if agree2 else
           f"claim 2 disagrees: on the sign-neutral gaussian designs {len(c2_fail_g)} of "
           f"{len(c2_g)} G-FGSM - PL exact-support differences have their 95% CI outside "
-          f"+-{MARGIN:g}")
+          f"+-{margin:g}")
     s2 += (f" (largest |difference| {_worst(c2_g.assign(a_=c2_g['diff'].abs()), 'a_', True)})"
            if len(c2_g) else "")
     s2 += (f", while on the binomial/poisson designs (V != 0) {len(c2_fail_glm)} of "
@@ -603,14 +655,14 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     conv_sel = sel["nonconverged_share"]
     notes = "\n".join([
         "**Design.** Fan & Li (2001) Example 4.1: p = 8, x ~ N(0, Sigma), Sigma_jk = "
-        f"{RHO}^|j-k|, beta = {BETA}, intercept 0, gaussian errors with sigma in {{1, 3}}; "
+        f"{rho}^|j-k|, beta = {beta}, intercept 0, gaussian errors with sigma in {{1, 3}}; "
         "binomial (logit) with beta/4, intercept 0, chosen so that the MLE exists in almost all "
         "samples of the smallest n (the `MLE` rows of the reference table report how often it "
         "did not); poisson (log) with beta/5 and intercept 0.5, mean count about 2.5. "
         "Population quantities (s.4-5, gfgsm.theory.quantities): " + "; ".join(vtxt) + ".",
         "",
         "**Tuning rule (the same for every method).** BIC over the grid g in "
-        f"{{10^(-2.5 + 0.2k): k = 0..15}} = {GRID[0]:.4g} ... {GRID[-1]:.3g}: G-FGSM at "
+        f"{{10^(-2.5 + 0.2k): k = 0..15}} = {grid[0]:.4g} ... {grid[-1]:.3g}: G-FGSM at "
         "lam = g, PL at lam = g D phi (the level matched to G-FGSM, s.5 consequence 3, so both "
         "search the same effective grid); the converged grid point with the smallest "
         "likelihood BIC (n log(RSS/n) + log(n) df for gaussian, deviance + log(n) df otherwise, "
@@ -637,15 +689,15 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
         "replications) difference in exact-support rate minus l1's has its 95% CI (mean +- 1.96 "
         "MCSE) above 0. Claim 2: for every gaussian design (V = 0), penalty and n, the 95% CI "
         f"of the paired difference G-FGSM - PL in exact-support rate is not entirely outside "
-        f"[-{MARGIN:g}, {MARGIN:g}] (the methods are called different only with evidence of a "
+        f"[-{margin:g}, {margin:g}] (the methods are called different only with evidence of a "
         "difference larger than the margin); binomial and poisson (V != 0, where the theory "
         "allows an extra bias) are reported with the same rule but do not enter `agrees`. "
         "lr (r = 0.5) is reported but enters neither rule. Non-converged fits are excluded "
         f"(share per row; largest {float(conv_sel.max()):.3f}). Paired MCSEs are "
         "sd(differences)/sqrt(pairs); a zero-width interval means every pair agreed.",
         "",
-        f"Section computed in {time.perf_counter() - t0:.0f} s (study run included, or resumed "
-        f"from the store). Cost of the full preset: {FULL_COST_NOTE}.",
+        f"Section computed in {seconds:.0f} s (study run included, or resumed "
+        f"from the store). Cost of the full preset: {m['full_cost_note']}.",
     ])
     # Where claim 1 fails, say why from the counts: zeros gained vs signals lost.
     diag = []
@@ -676,7 +728,22 @@ def build_section(study: Study, preset: str, results: Path, figures: Path) -> re
     return rep.Section(
         key="sparsity", title="Sparsity and the (weak) oracle property (s.7, claim 4)",
         claim=claim, verdict=verdict, agrees=agrees, figures=[(str(p), c) for p, c in figs],
-        tables=tables, provenance=rep.provenance(store), notes=notes)
+        tables=tables, provenance=m["provenance"], notes=notes)
+
+
+def build_section(study: Study, preset: str, results: Path, figures: Path) -> rep.Section:
+    """Run/resume ``study`` under ``preset``, summarise its store and render the section (any
+    grid); the section carries its summaries."""
+    t0 = time.perf_counter()
+    store = rep.run_study(study, preset, results,
+                          chunk_size=min(CHUNK, study.preset(preset).reps))
+    s = summarise(store, study)
+    # The seconds quoted in the notes: the study run (or resume) and the summaries; drawing
+    # the figures is not included (render sees only the summaries).
+    s.meta["section_seconds"] = time.perf_counter() - t0
+    sec = render(s, figures)
+    sec.summaries = s
+    return sec
 
 
 def section(preset: str, results: Path, figures: Path) -> rep.Section:
@@ -684,3 +751,4 @@ def section(preset: str, results: Path, figures: Path) -> rep.Section:
 
 
 section.order = 40
+section.render = render

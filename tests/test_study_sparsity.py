@@ -120,3 +120,30 @@ def test_section_builds(built):
         assert Path(path).is_file() and Path(path).stat().st_size > 0 and caption
     assert len(sec.tables) == 4 and all(t.startswith("| ") for _, t in sec.tables)
     assert "sparsity" in sec.provenance and "BIC" in sec.notes
+
+
+def test_section_renders_from_saved_summaries(built, tmp_path):
+    """The section's summaries, saved to Parquet and loaded back, render the same section
+    (every text; the figures redrawn with the same captions), and they are small: per
+    condition and method, never per replication."""
+    from gfgsm.report import load_summaries, save_summaries
+    from simulations import sparsity
+
+    sec, df, _ = built
+    assert sec.summaries is not None and sparsity.section.render is sparsity.render
+    d = save_summaries(sec.summaries, tmp_path / "s")
+    s2 = load_summaries(d)
+    sec2 = sparsity.render(s2, tmp_path / "fig2")
+    for attr in ("key", "title", "claim", "verdict", "agrees", "tables", "notes", "provenance"):
+        assert getattr(sec2, attr) == getattr(sec, attr), attr
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    assert [Path(p).name for p, _ in sec2.figures] == [Path(p).name for p, _ in sec.figures]
+    assert all(Path(p).is_file() and Path(p).parent == tmp_path / "fig2" for p, _ in sec2.figures)
+    assert set(s2.tables) == {"selection", "model_error", "claim1", "claim2", "theory"}
+    assert s2.meta["preset"] == "quick" and s2.meta["reps"] == REPS
+    # Small: under 1 MB of Parquet, and no table has a row per replication.
+    assert sum(p.stat().st_size for p in d.glob("*.parquet")) < 1_000_000
+    n_cond = df["condition"].nunique()
+    for name, table in s2.tables.items():
+        assert "rep" not in table.columns, name
+        assert len(table) < n_cond * REPS, (name, len(table))
