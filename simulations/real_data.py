@@ -25,6 +25,10 @@ the section shows
   MLE SE`` over the coefficients is below :data:`MLE_AGREE` = 0.1 (``n/a`` where there is no
   MLE, e.g. breast_cancer's separation, which the table states instead of failing).
 
+The section is split as :mod:`gfgsm.report` allows: :func:`summarise` reduces the analyses to
+small tidy tables (its docstring lists them) and :func:`render` draws the figures and writes
+the text from those alone; :func:`section` runs both (and :func:`_save` still writes the CSVs).
+
 Data (all bundled with the packages, no download; features standardized to mean 0 and SD 1
 over the whole data set, the response left as it is):
 
@@ -65,7 +69,7 @@ import pandas as pd
 
 import gfgsm
 from gfgsm.families import get_family
-from gfgsm.report import DASHES, MARKERS, Section, markdown_table, save_figure, style
+from gfgsm.report import DASHES, MARKERS, Section, Summaries, markdown_table, save_figure, style
 
 from ._format import fmt_estimate, fmt_interval
 
@@ -82,7 +86,9 @@ __all__ = [
     "lam_grid",
     "load_datasets",
     "mle_agreement",
+    "render",
     "section",
+    "summarise",
 ]
 
 SEED = 20181029
@@ -481,22 +487,117 @@ def _gap_check(r: Result) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------
-# figures and tables
+# summaries: what the section shows, as small tidy tables
 # --------------------------------------------------------------------------------------------
 
 
-def _path_frame(r: Result) -> pd.DataFrame:
-    rows = []
-    for which, f in (("G-FGSM", r.path_g), ("PL", r.path_pl)):
-        coef = np.asarray(f.coef)
-        for i, lam in enumerate(r.lam_g):
-            if lam <= 0:
-                continue
-            for j, name in enumerate(r.data.names):
-                rows.append({"estimator": which, "lam": lam, "log10_lam": np.log10(lam),
-                             "coefficient": name, "value": coef[i, j],
-                             "converged": f.status[i] == "converged"})
-    return pd.DataFrame(rows)
+def summarise(results: list[Result], cfg: Config, preset: str, store: Path,
+              seconds: float) -> Summaries:
+    """What the section shows, reduced from the analyses (:mod:`gfgsm.report.summaries`).
+
+    Tables (a few thousand rows at most, the ``paths`` of the full preset the largest):
+
+    * ``datasets``: one row per data set, in the section's order: what it is (label, family,
+      ``n``, ``p``, rows bundled, source), whether the MLE exists (and the PL status at
+      ``lam = 0``), the sign-neutrality test (``fit_lam``, ``D phi``, Wald chi2, df,
+      p-value, refits), the gap check (:func:`_gap_check`: at the CV-chosen G-FGSM ``lam``
+      and at the smallest grid ``lam``), the grid size, the largest positive budget where
+      the full-data G-FGSM fit did not converge and the null model's mean ``|y - ybar|``;
+    * ``sign_neutrality``: per data set and coefficient (intercept first): ``V``, its
+      bootstrap SE and the predicted G-FGSM extra bias at the CV-chosen ``lam``;
+    * ``paths``: per data set, estimator, grid point and slope: the full-data coefficient
+      (``lam`` on the estimator's own scale, ``lam_g`` on G-FGSM's) and the fit status;
+    * ``cv``: per data set, estimator and grid point: the CV mean deviance and its SE over
+      folds (NaN unless every fold converged) and how many folds converged;
+    * ``cv_choice``: per data set and estimator: the CV-minimising and one-SE grid points
+      and what the CV table shows about them;
+    * ``inference``: the :func:`debiased_vs_mle` rows of every data set.
+
+    ``meta``: preset, config, seed, the wall time until here, the full sign-neutrality
+    summaries (text, by data set) and the provenance text.
+    """
+    ds, sn_rows, paths, cvs, choice = [], [], [], [], []
+    for r in results:
+        d, sn, key = r.data, r.sn, r.data.key
+        g = _gap_check(r)
+        bad = (r.path_g.status != "converged") & (r.lam_g > 0)
+        ds.append({
+            "data": key, "label": d.label, "family": d.family, "n": len(d.y),
+            "p": d.X.shape[1], "n_total": d.n_total, "source": d.source,
+            "mle_exists": bool(r.mle_exists), "pl_status_at_0": str(r.path_pl.status[-1]),
+            "D phi": float(r.scale), "fit_lam": float(sn.fit_lam), "wald": float(sn.wald),
+            "df": int(sn.df), "pvalue": float(sn.pvalue), "n_boot": int(sn.n_boot),
+            "n_failed": int(sn.n_failed), **g, "grid_points": int(r.lam_g.size),
+            "gfgsm_unconverged_max_lam": float(r.lam_g[bad].max()) if bad.any() else np.nan,
+            "null_scale": float(np.mean(np.abs(d.y - d.y.mean()))),
+        })
+        extra = sn.predicted_bias(g["lam_cv"])
+        for j, name in enumerate(sn.names):
+            sn_rows.append({"data": key, "coefficient": name, "V": float(sn.V[j]),
+                            "se": float(sn.se[j]), "extra_bias_at_lam_cv": float(extra[j])})
+        for which, f, lam, cv, sel, short in (
+                ("G-FGSM", r.path_g, r.lam_g, r.cv_g, r.sel_g, "gfgsm"),
+                ("PL", r.path_pl, r.lam_pl, r.cv_pl, r.sel_pl, "pl")):
+            coef = np.asarray(f.coef)
+            for i in range(lam.size):
+                for j, name in enumerate(d.names):
+                    paths.append({"data": key, "estimator": which, "lam": float(lam[i]),
+                                  "lam_g": float(r.lam_g[i]), "status": str(f.status[i]),
+                                  "coefficient": name, "value": float(coef[i, j])})
+                cvs.append({"data": key, "estimator": which, "lam": float(lam[i]),
+                            "lam_g": float(r.lam_g[i]), "mean": float(cv.mean[i]),
+                            "se": float(cv.se[i]),
+                            "folds_converged": int(np.sum(cv.status[:, i] == "converged"))})
+            i_min, i_1se = sel
+            choice.append({
+                "data": key, "estimator": which, "i_min": i_min, "i_1se": i_1se,
+                "lam_min": float(lam[i_min]), "lam_1se": float(lam[i_1se]),
+                "lam_min_g": float(r.lam_g[i_min]), "lam_1se_g": float(r.lam_g[i_1se]),
+                "mean_min": float(cv.mean[i_min]), "se_min": float(cv.se[i_min]),
+                "mean_0": float(cv.mean[-1]), "se_0": float(cv.se[-1]),
+                "nonzero_at_lam_min": int(np.sum(coef[i_min] != 0)),
+                "all_zero_from_g": _first_zero(r, short),
+                "grid_points_dropped": int(np.sum(~cv.ok)),
+            })
+    prov = (
+        "Data: " + "; ".join(f"{r.data.key}: {r.data.source}, n = {len(r.data.y)}, "
+                             f"p = {r.data.X.shape[1]}" for r in results)
+        + f". Preset `{preset}`: {cfg.n_lam}-point grid + 0, {cfg.folds}-fold CV, "
+        f"{cfg.n_boot} bootstrap refits, seed {SEED}; gfgsm {gfgsm.__version__}, statsmodels "
+        f"{_sm_version()}; results (paths.csv, cv.csv, inference.csv, summary.json) in "
+        f"`{store}`."
+    )
+    meta = {
+        "preset": preset, "config": dict(cfg.__dict__), "seed": SEED, "seconds": seconds,
+        "sign_neutrality_summaries": {
+            r.data.key: r.sn.summary(lam=float(r.lam_g[r.sel_g[0]])) for r in results},
+        "provenance": prov,
+    }
+    tables = {"datasets": ds, "sign_neutrality": sn_rows, "paths": paths, "cv": cvs,
+              "cv_choice": choice}
+    out = {name: pd.DataFrame(rows) for name, rows in tables.items()}
+    out["inference"] = pd.concat([r.inference for r in results], ignore_index=True)
+    return Summaries(tables=out, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# figures and tables, from the summaries
+# --------------------------------------------------------------------------------------------
+
+
+def _choices(s: Summaries) -> dict[tuple[str, str], dict[str, Any]]:
+    """``cv_choice`` rows by (data set, estimator)."""
+    return {(c["data"], c["estimator"]): c for c in s["cv_choice"].to_dict("records")}
+
+
+def _path_frame(paths: pd.DataFrame) -> pd.DataFrame:
+    """One data set's ``paths`` rows at positive budgets, as the figure draws them."""
+    t = paths[paths["lam_g"] > 0]
+    lam = t["lam_g"].to_numpy(dtype=float)
+    return pd.DataFrame({"estimator": t["estimator"].to_numpy(), "lam": lam,
+                         "log10_lam": np.log10(lam), "coefficient": t["coefficient"].to_numpy(),
+                         "value": t["value"].to_numpy(dtype=float),
+                         "converged": (t["status"] == "converged").to_numpy()})
 
 
 def _annotate(ax: Any, x: float, values: dict[str, float]) -> None:
@@ -511,22 +612,28 @@ def _annotate(ax: Any, x: float, values: dict[str, float]) -> None:
                     va="center", arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.4})
 
 
-def _path_figure(results: list[Result], figures: Path) -> Path:
+def _path_figure(s: Summaries, figures: Path) -> Path:
     import matplotlib.pyplot as plt
 
     sns = style()
-    fig, axes = plt.subplots(len(results), 2, figsize=(9.0, 3.0 * len(results)),
-                             squeeze=False)
-    for row, r in enumerate(results):
-        df = _path_frame(r)
+    ds = s["datasets"].to_dict("records")
+    ch = _choices(s)
+    paths = s["paths"]
+    fig, axes = plt.subplots(len(ds), 2, figsize=(9.0, 3.0 * len(ds)), squeeze=False)
+    for row, dset in enumerate(ds):
+        key = dset["data"]
+        p_all = paths[paths["data"] == key]
+        df = _path_frame(p_all)
         df = df[df.converged]
-        names = list(r.data.names)
+        names = list(pd.unique(p_all["coefficient"]))
         # annotate the coefficients largest at the small-lam end; a legend only when few
         last = df[df.lam == df.lam.min()].groupby("coefficient").value.apply(
             lambda v: float(np.abs(v).max()))
         top = list(last.sort_values(ascending=False).index[:4])
         dashes = [DASHES[j % len(DASHES)] for j in range(len(names))]
-        for col, (which, sel) in enumerate((("G-FGSM", r.sel_g), ("PL", r.sel_pl))):
+        grid = p_all["lam_g"].to_numpy(dtype=float)
+        pos = grid[grid > 0]
+        for col, which in enumerate(("G-FGSM", "PL")):
             ax = axes[row, col]
             d = df[df.estimator == which]
             sns.lineplot(d, x="log10_lam", y="value", hue="coefficient", style="coefficient",
@@ -534,20 +641,19 @@ def _path_figure(results: list[Result], figures: Path) -> Path:
                          palette=[str(g) for g in np.linspace(0.0, 0.65, len(names))], ax=ax,
                          legend=len(names) <= 10 and col == 1, linewidth=1.0)
             ax.axhline(0.0, color="0.6", linewidth=0.6)
-            i_min, i_1se = sel
-            ax.axvline(np.log10(r.lam_g[i_min]), color="k", linestyle="-", linewidth=0.8)
-            ax.axvline(np.log10(r.lam_g[i_1se]), color="k", linestyle=":", linewidth=0.8)
+            c = ch[key, which]
+            ax.axvline(np.log10(c["lam_min_g"]), color="k", linestyle="-", linewidth=0.8)
+            ax.axvline(np.log10(c["lam_1se_g"]), color="k", linestyle=":", linewidth=0.8)
             if len(names) > 10:
                 end = d[d.lam == d.lam.min()].set_index("coefficient").value
                 _annotate(ax, float(d.log10_lam.min()),
                           {name: float(end[name]) for name in top if name in end.index})
-            pos = r.lam_g[r.lam_g > 0]
             ax.set_xlim(np.log10(pos.min()) - 0.1, np.log10(pos.max()) + 0.1)
             lab = ("G-FGSM budget lam" if which == "G-FGSM"
                    else "matched budget lam_PL / (D phi)")
             ax.set_xlabel(f"log10 {lab}")
             ax.set_ylabel("coefficient (per SD of feature)")
-            ax.set_title(f"{r.data.label} ({r.data.family}, n = {len(r.data.y)}): {which}")
+            ax.set_title(f"{dset['label']} ({dset['family']}, n = {dset['n']}): {which}")
             if ax.get_legend() is not None:
                 ax.legend(fontsize=6, title=None, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                           frameon=False)
@@ -555,18 +661,24 @@ def _path_figure(results: list[Result], figures: Path) -> Path:
     return save_figure(fig, figures, "real_data_paths")
 
 
-def _cv_figure(results: list[Result], figures: Path) -> Path:
+def _cv_figure(s: Summaries, figures: Path) -> Path:
     import matplotlib.pyplot as plt
 
     sns = style()
+    ds = s["datasets"].to_dict("records")
+    ch = _choices(s)
+    cv = s["cv"]
+    folds = int(s.meta["config"]["folds"])
     fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.5), squeeze=False)
-    for ax, r in zip(axes.ravel(), results, strict=False):
+    for ax, dset in zip(axes.ravel(), ds, strict=False):
+        key = dset["data"]
         rows = []
-        for which, cv in (("G-FGSM", r.cv_g), ("PL", r.cv_pl)):
-            for lam, m, s in zip(r.lam_g, cv.mean, cv.se, strict=True):
+        for which in ("G-FGSM", "PL"):
+            t = cv[(cv["data"] == key) & (cv["estimator"] == which)]
+            for lam, m, se in zip(t["lam_g"], t["mean"], t["se"], strict=True):
                 if lam > 0 and np.isfinite(m):
                     rows.append({"estimator": which, "log10_lam": np.log10(lam), "mean": m,
-                                 "se": s})
+                                 "se": se})
         df = pd.DataFrame(rows)
         sns.lineplot(df, x="log10_lam", y="mean", hue="estimator", style="estimator",
                      markers=MARKERS[:2], dashes=DASHES[:2], hue_order=["G-FGSM", "PL"],
@@ -576,67 +688,70 @@ def _cv_figure(results: list[Result], figures: Path) -> Path:
             d = df[df.estimator == which]
             ax.fill_between(d.log10_lam, d["mean"] - d.se, d["mean"] + d.se, color=shade,
                             alpha=0.15, linewidth=0)
-        for sel, ls in ((r.sel_g, "-"), (r.sel_pl, "--")):
-            ax.axvline(np.log10(r.lam_g[sel[0]]), color="k", linestyle=ls, linewidth=0.7)
-        if r.mle_exists and np.isfinite(r.cv_pl.mean[-1]):
-            ax.axhline(r.cv_pl.mean[-1], color="0.3", linestyle=":", linewidth=0.8,
+        for which, ls in (("G-FGSM", "-"), ("PL", "--")):
+            ax.axvline(np.log10(ch[key, which]["lam_min_g"]), color="k", linestyle=ls,
+                       linewidth=0.7)
+        mle_dev = ch[key, "PL"]["mean_0"]
+        if dset["mle_exists"] and np.isfinite(mle_dev):
+            ax.axhline(mle_dev, color="0.3", linestyle=":", linewidth=0.8,
                        label="unpenalized MLE")
         ax.set_xlabel("log10 G-FGSM budget lam (PL at lam D phi)")
-        unit = "squared error" if r.data.family == "gaussian" else "unit deviance"
-        ax.set_ylabel(f"{len(r.cv_g.folds)}-fold CV mean {unit}")
-        ax.set_title(f"{r.data.label} ({r.data.family}, n = {len(r.data.y)})")
+        unit = "squared error" if dset["family"] == "gaussian" else "unit deviance"
+        ax.set_ylabel(f"{folds}-fold CV mean {unit}")
+        ax.set_title(f"{dset['label']} ({dset['family']}, n = {dset['n']})")
         ax.legend(fontsize=7, title=None)
-    for ax in axes.ravel()[len(results):]:
+    for ax in axes.ravel()[len(ds):]:
         ax.set_visible(False)
     fig.tight_layout()
     return save_figure(fig, figures, "real_data_cv")
 
 
-def _tables(results: list[Result]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(s: Summaries) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ch = _choices(s)
+    sn_all = s["sign_neutrality"]
     cv_rows, sn_rows = [], []
-    for r in results:
-        for which, cv, sel, path in (("G-FGSM", r.cv_g, r.sel_g, r.path_g),
-                                     ("PL", r.cv_pl, r.sel_pl, r.path_pl)):
-            i_min, i_1se = sel
-            lam = r.lam_g if which == "G-FGSM" else r.lam_pl
+    for d in s["datasets"].to_dict("records"):
+        key = d["data"]
+        for which in ("G-FGSM", "PL"):
+            c = ch[key, which]
             cv_rows.append({
-                "data": r.data.key, "family": r.data.family, "n": len(r.data.y),
-                "p": r.data.X.shape[1], "estimator": which,
-                "lam_min": float(lam[i_min]), "lam_1se": float(lam[i_1se]),
-                "lam_min (G-FGSM scale)": float(r.lam_g[i_min]),
-                "CV deviance at lam_min (SE)": fmt_estimate(cv.mean[i_min], cv.se[i_min]),
-                "CV deviance at lam = 0 (SE)": (fmt_estimate(cv.mean[-1], cv.se[-1])
-                                                if np.isfinite(cv.mean[-1]) else "no MLE"),
-                "nonzero at lam_min": int(np.sum(np.asarray(path.coef)[i_min] != 0)),
-                "all slopes 0 from (G-FGSM scale)": _first_zero(
-                    r, "gfgsm" if which == "G-FGSM" else "pl"),
-                "grid points dropped": int(np.sum(~cv.ok)),
+                "data": key, "family": d["family"], "n": d["n"], "p": d["p"],
+                "estimator": which, "lam_min": c["lam_min"], "lam_1se": c["lam_1se"],
+                "lam_min (G-FGSM scale)": c["lam_min_g"],
+                "CV deviance at lam_min (SE)": fmt_estimate(c["mean_min"], c["se_min"]),
+                "CV deviance at lam = 0 (SE)": (fmt_estimate(c["mean_0"], c["se_0"])
+                                                if np.isfinite(c["mean_0"]) else "no MLE"),
+                "nonzero at lam_min": c["nonzero_at_lam_min"],
+                "all slopes 0 from (G-FGSM scale)": c["all_zero_from_g"],
+                "grid points dropped": c["grid_points_dropped"],
             })
-        sn = r.sn
-        z = sn.V / np.where(sn.se > 0, sn.se, np.nan)
+        t = sn_all[sn_all["data"] == key]
+        V, se = t["V"].to_numpy(dtype=float), t["se"].to_numpy(dtype=float)
+        z = V / np.where(se > 0, se, np.nan)
         j = int(np.nanargmax(np.abs(z)))
-        g = _gap_check(r)
         sn_rows.append({
-            "data": r.data.key, "fit_lam": sn.fit_lam, "D phi": r.scale,
-            "Wald chi2": sn.wald, "df": sn.df, "p-value": sn.pvalue,
-            "largest abs(z): V (SE)": f"{sn.names[j]}: {fmt_estimate(sn.V[j], sn.se[j])}",
-            "lam_cv (G-FGSM)": g["lam_cv"],
-            "predicted extra bias, l2": g["pred_cv"],
-            "observed gap G - PL, l2": g["gap_cv"],
-            "cosine(gap, predicted)": g["cos_cv"],
-            "first-order rel. error at smallest lam": (g["relerr_small"]
-                                                       if np.isfinite(g["relerr_small"])
+            "data": key, "fit_lam": d["fit_lam"], "D phi": d["D phi"],
+            "Wald chi2": d["wald"], "df": d["df"], "p-value": d["pvalue"],
+            "largest abs(z): V (SE)": (f"{t['coefficient'].iloc[j]}: "
+                                       f"{fmt_estimate(V[j], se[j])}"),
+            "lam_cv (G-FGSM)": d["lam_cv"],
+            "predicted extra bias, l2": d["pred_cv"],
+            "observed gap G - PL, l2": d["gap_cv"],
+            "cosine(gap, predicted)": d["cos_cv"],
+            "first-order rel. error at smallest lam": (d["relerr_small"]
+                                                       if np.isfinite(d["relerr_small"])
                                                        else "n/a (no MLE)"),
         })
     return pd.DataFrame(cv_rows), pd.DataFrame(sn_rows)
 
 
-def _inference_tables(results: list[Result]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _inference_tables(s: Summaries) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The debiased-vs-MLE rows as printed (intervals as ``[lo, hi]``) and one summary row
     (the decision rule's verdict) per data set."""
+    inf = s["inference"]
     rows, summ = [], []
-    for r in results:
-        t = r.inference
+    for dset in s["datasets"].to_dict("records"):
+        t = inf[inf["data"] == dset["data"]]
         for d in t.to_dict("records"):
             has_deb, has_mle = np.isfinite(d["debiased"]), np.isfinite(d["MLE"])
             rows.append({
@@ -654,8 +769,8 @@ def _inference_tables(results: list[Result]) -> tuple[pd.DataFrame, pd.DataFrame
             })
         a = mle_agreement(t)
         summ.append({
-            "data": r.data.key, "family": r.data.family, "n": len(r.data.y),
-            "p": r.data.X.shape[1], "lam_cv (G-FGSM)": float(t["lam"].iloc[0]),
+            "data": dset["data"], "family": dset["family"], "n": dset["n"], "p": dset["p"],
+            "lam_cv (G-FGSM)": float(t["lam"].iloc[0]),
             "max abs(G-FGSM - MLE) / SE": a["start"] if np.isfinite(a["start"]) else "n/a",
             "max abs(end diff) / SE": a["max"] if np.isfinite(a["max"]) else "n/a",
             "at": a["at"] or "n/a",
@@ -706,40 +821,36 @@ def _sm_version() -> str:
     return str(statsmodels.__version__)
 
 
-def section(preset: str, results: Path, figures: Path, *, config: Config | None = None,
-            datasets: list[Dataset] | None = None) -> Section:
-    """The real-data section (``config``/``datasets`` override the preset, for tests)."""
-    cfg = config if config is not None else CONFIG[preset]
-    data = datasets if datasets is not None else load_datasets(cfg.randhie_rows)
-    t0 = time.perf_counter()
-    res = [analyse(d, cfg) for d in data]
-    store = Path(results) / f"real_data-{preset}"
-    _save(res, store, cfg)
-    fig_paths = _path_figure(res, Path(figures))
-    fig_cv = _cv_figure(res, Path(figures))
-    cv_tab, sn_tab = _tables(res)
-    inf_tab, agree_tab = _inference_tables(res)
-    seconds = time.perf_counter() - t0
+def render(s: Summaries, figures: Path) -> Section:
+    """The real-data section from its summaries (:func:`summarise`) alone: no data, no fits."""
+    m = s.meta
+    cfg = Config(**m["config"])
+    ds = s["datasets"].to_dict("records")
+    ch = _choices(s)
+    inf = s["inference"]
+    fig_paths = _path_figure(s, Path(figures))
+    fig_cv = _cv_figure(s, Path(figures))
+    cv_tab, sn_tab = _tables(s)
+    inf_tab, agree_tab = _inference_tables(s)
 
-    sig = [r.data.key for r in res if r.sn.pvalue < 0.05]
-    neutral = [r.data.key for r in res if r.sn.pvalue >= 0.05]
-    gaps = {r.data.key: _gap_check(r) for r in res}
+    sig = [d["data"] for d in ds if d["pvalue"] < 0.05]
+    neutral = [d["data"] for d in ds if d["pvalue"] >= 0.05]
     better = []
-    for r in res:
-        mg, mp = r.cv_g.mean[r.sel_g[0]], r.cv_pl.mean[r.sel_pl[0]]
-        sg, sp = r.cv_g.se[r.sel_g[0]], r.cv_pl.se[r.sel_pl[0]]
-        better.append(f"{r.data.key} {mg:.4g} ({sg:.2g}) vs {mp:.4g} ({sp:.2g})")
-    fo = [f"{k} {g['relerr_small']:.2g} at lam = {g['lam_small']:.2g}" for k, g in gaps.items()
-          if np.isfinite(g["relerr_small"])]
+    for d in ds:
+        g, p = ch[d["data"], "G-FGSM"], ch[d["data"], "PL"]
+        better.append(f"{d['data']} {g['mean_min']:.4g} ({g['se_min']:.2g}) vs "
+                      f"{p['mean_min']:.4g} ({p['se_min']:.2g})")
+    fo = [f"{d['data']} {d['relerr_small']:.2g} at lam = {d['lam_small']:.2g}" for d in ds
+          if np.isfinite(d["relerr_small"])]
     agree = []
-    for r in res:
-        a = mle_agreement(r.inference)
+    for d in ds:
+        a = mle_agreement(inf[inf["data"] == d["data"]])
         why = "no MLE" if "no MLE" in a["note"] else "no debiased interval"
-        agree.append(f"{r.data.key} {a['verdict']}"
+        agree.append(f"{d['data']} {a['verdict']}"
                      + (f" ({a['max']:.2g})" if a["verdict"] != "n/a" else f" ({why})"))
     verdict = (
         f"Facts (no pass/fail rule for paths, CV and sign neutrality): the Wald test rejects "
-        f"sign neutrality (V = 0) at the 5% level for {len(sig)} of {len(res)} data sets "
+        f"sign neutrality (V = 0) at the 5% level for {len(sig)} of {len(ds)} data sets "
         f"({', '.join(sig) or 'none'}"
         f"{'; not rejected for ' + ', '.join(neutral) if neutral else ''}); minimal CV "
         f"deviance G-FGSM vs PL (SE): {'; '.join(better)}; at the smallest grid lam the gap "
@@ -765,32 +876,31 @@ def section(preset: str, results: Path, figures: Path, *, config: Config | None 
         f"below {MLE_AGREE:g}; n/a where the MLE does not exist."
     )
     summaries = "\n\n".join(
-        f"**{r.data.label}** (G-FGSM extra bias column at its CV lam = "
-        f"{r.lam_g[r.sel_g[0]]:.4g}):\n\n```\n{r.sn.summary(lam=float(r.lam_g[r.sel_g[0]]))}\n```"
-        for r in res)
+        f"**{d['label']}** (G-FGSM extra bias column at its CV lam = "
+        f"{d['lam_cv']:.4g}):\n\n```\n{m['sign_neutrality_summaries'][d['data']]}\n```"
+        for d in ds)
     sep_txt = ""
-    for r in (r for r in res if not r.mle_exists):
-        bad = (r.path_g.status != "converged") & (r.lam_g > 0)
-        lim = f"{float(r.lam_g[bad].max()):.3g}" if bad.any() else "none"
-        null_scale = float(np.mean(np.abs(r.data.y - r.data.y.mean())))
+    for d in (d for d in ds if not d["mle_exists"]):
+        g, p = ch[d["data"], "G-FGSM"], ch[d["data"], "PL"]
+        top = d["gfgsm_unconverged_max_lam"]
+        lim = f"{top:.3g}" if np.isfinite(top) else "none"
         sep_txt += (
-            f" {r.data.label}: the unpenalized fit diverges (status "
-            f"'{r.path_pl.status[-1]}': the classes are linearly separable, the MLE does not "
+            f" {d['label']}: the unpenalized fit diverges (status "
+            f"'{d['pl_status_at_0']}': the classes are linearly separable, the MLE does not "
             f"exist), so the sign-neutrality test is taken at the PL fit at its CV-minimising "
-            f"level, fit_lam = {r.sn.fit_lam:.4g} > 0 (V there is not a score at a true "
+            f"level, fit_lam = {d['fit_lam']:.4g} > 0 (V there is not a score at a true "
             f"parameter, and the penalty itself tilts the signs); G-FGSM has no minimiser at "
             f"budgets below the data's l_inf separation margin: its full-data fit did not "
             f"converge at positive budgets up to {lim} (left out of the paths) and "
-            f"{int(np.sum(~r.cv_g.ok))} of {r.lam_g.size} grid points had a non-converged "
+            f"{g['grid_points_dropped']} of {d['grid_points']} grid points had a non-converged "
             f"fold (left out of CV). Near separation D phi = mean |y - mu| is small "
-            f"({r.scale:.3g}) at the fit but {null_scale:.3g} "
+            f"({d['D phi']:.3g}) at the fit but {d['null_scale']:.3g} "
             f"at the null model, so the fixed matching lam D phi holds only at small lam: "
-            f"G-FGSM sets every slope to zero from budget {_first_zero(r, 'gfgsm'):.3g}, PL "
-            f"only from matched budget {_first_zero(r, 'pl'):.3g}.")
-    sub = [r for r in res if len(r.data.y) < r.data.n_total]
-    sub_txt = "".join(f" {r.data.label}: a fixed random subsample of {len(r.data.y)} of "
-                      f"{r.data.n_total} rows (seed {SEED}); the full preset uses all rows."
-                      for r in sub)
+            f"G-FGSM sets every slope to zero from budget {g['all_zero_from_g']:.3g}, PL "
+            f"only from matched budget {p['all_zero_from_g']:.3g}.")
+    sub_txt = "".join(f" {d['label']}: a fixed random subsample of {d['n']} of "
+                      f"{d['n_total']} rows (seed {m['seed']}); the full preset uses all rows."
+                      for d in ds if d["n"] < d["n_total"])
     notes = (
         "Method. Features are standardized (mean 0, SD 1 over the whole data set; "
         "standardization uses no response, so it leaks nothing into CV); responses are left "
@@ -801,7 +911,8 @@ def section(preset: str, results: Path, figures: Path, *, config: Config | None 
         "is its level divided by D phi) and the theory predicts similar paths; to first order "
         "at lam -> 0 they differ by lam ||beta||_1 I^-1 V. Vertical lines: solid = CV "
         "minimum, dotted = one-SE choice (paths); solid = G-FGSM minimum, dashed = PL "
-        f"minimum (CV). CV: {cfg.folds}-fold sklearn KFold (shuffled, random_state {SEED}); "
+        f"minimum (CV). CV: {cfg.folds}-fold sklearn KFold (shuffled, random_state "
+        f"{m['seed']}); "
         "the deviance of a fold is the mean family unit deviance of its held-out rows at the "
         "fitted linear predictor (gaussian: squared error); the curve is the mean over folds, "
         "the band +- one SE (SD over folds / sqrt(K)); a grid point counts only if every fold's "
@@ -828,16 +939,8 @@ def section(preset: str, results: Path, figures: Path, *, config: Config | None 
         "within 1e-8 of the edge of their range (it reports 'converged' at coefficients of "
         "order 1e16 on separable data); those rows say so instead of showing its numbers."
         + sep_txt + sub_txt
-        + f"\n\nWall time of the section: {seconds:.1f} s.\n\nFull sign-neutrality "
+        + f"\n\nWall time of the section: {m['seconds']:.1f} s.\n\nFull sign-neutrality "
         "summaries:\n\n" + summaries
-    )
-    prov = (
-        "Data: " + "; ".join(f"{r.data.key}: {r.data.source}, n = {len(r.data.y)}, "
-                             f"p = {r.data.X.shape[1]}" for r in res)
-        + f". Preset `{preset}`: {cfg.n_lam}-point grid + 0, {cfg.folds}-fold CV, "
-        f"{cfg.n_boot} bootstrap refits, seed {SEED}; gfgsm {gfgsm.__version__}, statsmodels "
-        f"{_sm_version()}; results (paths.csv, cv.csv, inference.csv, summary.json) in "
-        f"`{store}`."
     )
     return Section(
         key="real_data",
@@ -865,9 +968,29 @@ def section(preset: str, results: Path, figures: Path, *, config: Config | None 
                  "interval, statsmodels' GLM MLE and its 95% Wald interval, and the larger of "
                  "the two interval-end differences in MLE standard errors.",
                  markdown_table(inf_tab))],
-        provenance=prov,
+        provenance=m["provenance"],
         notes=notes,
     )
 
 
-section.order = 60
+def section(preset: str, results: Path, figures: Path, *, config: Config | None = None,
+            datasets: list[Dataset] | None = None) -> Section:
+    """The real-data section (``config``/``datasets`` override the preset, for tests):
+    :func:`analyse` each data set, :func:`_save` the CSVs, :func:`summarise`, :func:`render`.
+
+    The wall time it reports runs to the end of :func:`summarise` (the figures are drawn
+    after it, by :func:`render`)."""
+    cfg = config if config is not None else CONFIG[preset]
+    data = datasets if datasets is not None else load_datasets(cfg.randhie_rows)
+    t0 = time.perf_counter()
+    res = [analyse(d, cfg) for d in data]
+    store = Path(results) / f"real_data-{preset}"
+    _save(res, store, cfg)
+    s = summarise(res, cfg, preset, store, time.perf_counter() - t0)
+    sec = render(s, Path(figures))
+    sec.summaries = s
+    return sec
+
+
+section.order = 60  # type: ignore[attr-defined]
+section.render = render  # type: ignore[attr-defined]

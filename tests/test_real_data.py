@@ -13,7 +13,7 @@ import pytest
 import statsmodels.api as sm
 
 import gfgsm
-from gfgsm.report import Section
+from gfgsm.report import Section, load_summaries, save_summaries
 from simulations import real_data as rd
 
 SM_FAMILY = {"binomial": sm.families.Binomial, "gaussian": sm.families.Gaussian,
@@ -195,10 +195,18 @@ def test_mle_agreement_rule():
     assert rd.mle_agreement(table([0.01, np.nan]))["verdict"] == "n/a"
 
 
-def test_section_builds_on_reduced_grid(tmp_path: Path, data):
+@pytest.fixture(scope="module")
+def reduced(tmp_path_factory, data) -> tuple[Section, Path]:
+    """The section on a reduced grid (built once for the tests below) and its directory."""
+    root = tmp_path_factory.mktemp("real_data")
     cfg = rd.Config(n_lam=5, lam_ratio=1e-3, folds=3, n_boot=30, randhie_rows=600)
-    sec = rd.section("quick", tmp_path / "results", tmp_path / "figures", config=cfg,
+    sec = rd.section("quick", root / "results", root / "figures", config=cfg,
                      datasets=list(data.values()))
+    return sec, root
+
+
+def test_section_builds_on_reduced_grid(reduced, data):
+    sec, tmp_path = reduced
     assert isinstance(sec, Section)
     assert sec.key == "real_data" and rd.section.order == 60
     assert sec.agrees is None
@@ -241,3 +249,22 @@ def test_section_builds_on_reduced_grid(tmp_path: Path, data):
         assert {line.count("|") for line in lines} == {lines[0].count("|")}
     bc = inf[inf.data == "breast_cancer"]
     assert bc["MLE"].isna().all() and bc["note"].str.contains("no MLE").all()
+
+
+def test_section_renders_from_saved_summaries(reduced, data, tmp_path: Path):
+    # the report renders the section from its saved summaries alone: the same text
+    sec, _ = reduced
+    assert rd.section.render is rd.render and sec.summaries is not None
+    d = save_summaries(sec.summaries, tmp_path / "s")
+    assert sum(f.stat().st_size for f in d.glob("*.parquet")) < 1_000_000
+    s2 = load_summaries(d)
+    assert set(s2.tables) == {"datasets", "sign_neutrality", "paths", "cv", "cv_choice",
+                              "inference"}
+    assert list(s2["datasets"]["data"]) == list(data)
+    sec2 = rd.render(s2, tmp_path / "fig2")
+    for attr in ("key", "title", "claim", "verdict", "agrees", "tables", "notes",
+                 "provenance"):
+        assert getattr(sec2, attr) == getattr(sec, attr), attr
+    assert [c for _, c in sec2.figures] == [c for _, c in sec.figures]
+    for path, _ in sec2.figures:
+        assert Path(path).parent == tmp_path / "fig2" and Path(path).stat().st_size > 0
