@@ -170,3 +170,16 @@ def test_from_summaries_errors(tmp_path, monkeypatch):
         report.build_report(out=tmp_path / "o", from_summaries=tmp_path / "missing")
     with pytest.raises(ValueError, match="unknown sections"):
         report.build_report(out=tmp_path / "o", only=["nope"])
+
+
+def test_cli_from_summaries_reports_what_is_missing(tmp_path, capsys):
+    """``gfgsm report --from-summaries`` on a directory without summaries is a clear error
+    (exit 2) naming the sections it cannot render, and writes no report."""
+    from gfgsm.cli import main
+
+    code = main(["report", "--from-summaries", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "out"), "--only", "coverage"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot render ['coverage']" in err
+    assert not (tmp_path / "out" / "README.md").exists()
