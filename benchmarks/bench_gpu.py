@@ -37,7 +37,8 @@ from gfgsm.designs import BernoulliDesign, GaussianDesign, MixtureDesign, Unifor
 from gfgsm.dgp import DGP
 from gfgsm.rng import Stream
 
-GLM_STUDIES = ("consistency", "limit_law", "sign_neutrality", "sparsity", "noise_level")
+GLM_STUDIES = ("consistency", "limit_law", "coverage", "sign_neutrality", "sparsity",
+               "noise_level")
 
 
 def _sync(backend: str) -> None:
@@ -137,6 +138,42 @@ def stage_engine_agreement(dev: str, sizes: dict[str, int]) -> dict[str, Any]:
                 status_diff += int(np.sum(a["status"].to_numpy() != b["status"].to_numpy()))
                 rows += len(a)
         out[name] = {"rows": rows, "max_abs_estimate_diff": worst, "status_diff": status_diff}
+    return out
+
+
+def stage_intervals(dev: str, sizes: dict[str, int]) -> dict[str, Any]:
+    """gfgsm.conf_int on the device against NumPy: the Wald, limit-law and bootstrap intervals
+    (weighted, tilted refits) of the same fits, per family (max |difference| of the ends)."""
+    import gfgsm
+
+    out = {}
+    xd = resolve_backend(dev)
+    for fam, a0 in (("binomial", 1.0), ("poisson", -1.0), ("gaussian", 1.0)):
+        dgp = DGP(fam, GaussianDesign(3, rho=0.3), (1.0, 0.0, -0.5), a0)
+        R, n = sizes["ci_R"], sizes["n"]
+        X, y = dgp.sample(n, seed=5, R=R)
+        lam = 1.0 / np.sqrt(n)
+        worst: dict[str, float] = {}
+        fits = {b: gfgsm.fit_batch(X if b == "numpy" else xd.asarray(X),
+                                   y if b == "numpy" else xd.asarray(y), family=fam,
+                                   method="gfgsm", adversary="exact", lam=lam, backend=b)
+                for b in ("numpy", dev)}
+        for method, kw in (("debiased", {}), ("limit", {"n_draws": 500}),
+                           ("bootstrap", {"B": sizes["ci_B"]})):
+            ends = {}
+            t = {}
+            for b in ("numpy", dev):
+                Xb = X if b == "numpy" else xd.asarray(X)
+                yb = y if b == "numpy" else xd.asarray(y)
+                t0 = time.perf_counter()
+                ci = gfgsm.conf_int(fits[b], Xb, yb, method=method, seed=3, **kw)
+                ends[b] = np.asarray(to_numpy(ci.as_array()))
+                _sync(b)
+                t[b] = time.perf_counter() - t0
+            worst[method] = float(np.nanmax(np.abs(ends["numpy"] - ends[dev])))
+            worst[f"{method}_seconds_numpy"] = t["numpy"]
+            worst[f"{method}_seconds_{dev}"] = t[dev]
+        out[fam] = worst
     return out
 
 
@@ -241,8 +278,8 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--deadline", type=float, default=480.0,
                     help="seconds after which no new stage or study is started")
-    ap.add_argument("--stages", nargs="*", default=["bitwise", "engine_agreement", "generator",
-                                                    "engine", "studies", "report"])
+    ap.add_argument("--stages", nargs="*", default=["bitwise", "engine_agreement", "intervals",
+                                                    "generator", "engine", "studies", "report"])
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,12 +288,14 @@ def main() -> None:
     if args.dry_run:
         dev = "array_api_strict"
         sizes: dict[str, Any] = {"R": 3, "m": 256, "n": 40, "groups": 1, "reps": 4,
+                                 "ci_R": 3, "ci_B": 5,
                                  "gen": 2**14, "engine_R": 8, "engine_R_cpu": 8,
                                  "studies": ["consistency"],
                                  "reps_override": True, "report_only": ["consistency"]}
     else:
         dev = "cupy"
         sizes = {"R": 64, "m": 2**17, "n": 1000, "groups": 3, "reps": 200, "gen": 2**24,
+                 "ci_R": 200, "ci_B": 99,
                  "engine_R": 10_000, "engine_R_cpu": 2000, "studies": list(GLM_STUDIES),
                  "report_only": list(GLM_STUDIES)}
     sizes["out"] = str(out)
@@ -273,6 +312,7 @@ def main() -> None:
     _write(out, "info", info)
     stages = {"bitwise": lambda: stage_bitwise(dev, sizes),
               "engine_agreement": lambda: stage_engine_agreement(dev, sizes),
+              "intervals": lambda: stage_intervals(dev, sizes),
               "generator": lambda: stage_generator(dev, sizes),
               "engine": lambda: stage_engine(dev, sizes),
               "studies": lambda: stage_studies(dev, sizes, tmp),

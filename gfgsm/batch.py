@@ -81,7 +81,7 @@ class BatchFit:
         lam = xp.take(lam, i, axis=0) if lam.ndim else lam
 
         def t(a: Any) -> Any:
-            return xp.take(asarray(a, xp), i, axis=0)
+            return xp.take(xp.asarray(a), i, axis=0)  # keeps bool and int dtypes
 
         return replace(self, coef=t(self.coef), intercept=t(self.intercept),
                        converged=t(self.converged), n_iter=t(self.n_iter),

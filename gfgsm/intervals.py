@@ -397,16 +397,17 @@ def _bootstrap_draws(fit: BatchFit, X: Any, y: Any, fit_intercept: bool, theta_c
         # started at the fit: the refits are perturbations of it (O(1/sqrt(n)) away)
         init = xp.reshape(xp.broadcast_to(start[s:e, None, :], (m, B, q)), (m * B, q))
         fb = fit_batch(Xb, yb, family=fit.family, method=fit.method, lam=lb,
-                       fit_intercept=fit_intercept, sample_weight=xp.reshape(G[s:e], (m * B, n)),
-                       tilt=tb, init=init, warn=False, **opts)
+                       fit_intercept=fit_intercept,
+                       sample_weight=xp.reshape(G[s:e, ...], (m * B, n)), tilt=tb, init=init,
+                       warn=False, **opts)
         star = xp.reshape(_theta(fb, fit_intercept), (m, B, q))
-        conv = xp.reshape(asarray(fb.converged, xp), (m, B))
+        conv = xp.reshape(xp.asarray(fb.converged, dtype=xp.bool), (m, B))
         U = rn * (star - th[s:e, None, :])
         parts.append(xp.where(conv[..., None], U, xp.asarray(float("inf"), dtype=xp.float64)))
         used.append(xp.sum(xp.astype(conv, xp.int64), axis=-1))
     U = xp.concat(parts, axis=0)
     n_used = xp.concat(used, axis=0)
-    enough = (n_used >= (1.0 - _MAX_FAILED) * B) & ok & valid
+    enough = (n_used >= math.ceil((1.0 - _MAX_FAILED) * B)) & ok & valid
     bad = np.flatnonzero(~np.asarray(to_numpy(enough), dtype=bool))
     if bad.size:
         warnings.warn(f"{bad.size} of {R} problems have no bootstrap interval (fit not "
