@@ -42,13 +42,32 @@ Decision rules (stated in the report section as well)
       many are zeroed).
     The section agrees when every rule holds for every family and estimator.
 
+Where the asymptotic term dominates (the ``full`` preset's design)
+    Under ``lam0 n^(-1/4)`` the first-order bias of the support is
+    ``b_S = -lam_n D I_SS^{-1} sgn(beta0_S)`` (docs/theory.md s.4-5; ``S`` the intercept and the
+    nonzero slopes), and a true-nonzero slope is set exactly to zero while ``|b_j| >=
+    |beta0_j|``, i.e. for ``n <= n*_j = (lam0 D |(I_SS^{-1} sgn)_j| / |beta0_j|)^4``.  While it is
+    zeroed its error is pinned at ``|beta0_j|`` and the curve is flat; past ``n*`` the bias
+    ``~ n^(-1/4)`` dominates the SD ``~ n^(-1/2)`` (their squared ratio grows like ``sqrt(n)``),
+    and the local slope tends to ``-1/4``.  From ``gfgsm.theory.quantities`` at these DGPs:
+    ``n* = 6900`` (binomial, ``D = 0.40``, worst slope ratio 9.1), ``440`` (poisson) and ``77``
+    (gaussian).  A pilot of the previous full design (n to 12800, 2000 replications,
+    2026-11-26) confirmed it: the binomial G-FGSM fits still zeroed 0.90 of the 3 true-nonzero
+    slopes per replication at n = 3200, 0.10 at 6400 and none at 12800; its slope over
+    3200-12800 was -0.205 (-0.25 between 6400 and 12800), poisson and gaussian -0.27 and -0.25.
+    So the decision window (the three largest n) must start near ``n*`` of binomial: the full
+    grid runs to 25600 (window 6400-25600), with 1000 replications to stay within the budget
+    (the root-n slopes' CIs were +-0.015 at 2000 replications, about +-0.02 now).
+
 Cost (measured as CPU time per replication, summed over the grid; the machine has 2 cores):
 the quick preset (5 sample sizes, 400 replications) needs 0.16 CPU-s per replication, about
 60 CPU-s, i.e. 35-40 s of wall time on 2 idle workers plus a few seconds for the section (it
-took 76 s with the machine shared by other jobs).  The full preset (8 sample sizes to 12800,
-2000 replications) needs about 1.3 CPU-s per replication (n = 12800 alone 0.63: poisson 0.28,
-gaussian 0.30, binomial 0.05; G-FGSM dominates), about 2700 CPU-s, roughly 23 minutes on 2
-workers; at n = 12800 a chunk of the default 256 MB memory budget holds about 300
+took 76 s with the machine shared by other jobs).  The previous full preset (8 sample sizes
+to 12800, 2000 replications) needed about 1.3 CPU-s per replication (n = 12800 alone 0.63:
+poisson 0.28, gaussian 0.30, binomial 0.05; G-FGSM dominates); it ran in 24 min 39 s on 2
+worker processes (2026-11-26, the machine shared with other jobs).  The current one adds
+n = 25600 (about 1.26 CPU-s per replication more) and halves the replications: about 2600
+CPU-s.  At n = 25600 a chunk of the default 256 MB memory budget holds about 150
 replications.
 """
 
@@ -120,8 +139,9 @@ STUDY = Study(
     methods=tuple(_method(e, r) for e in ESTIMATORS for r in RULES),
     presets={
         "quick": Preset(reps=400, description="about 40 s on 2 idle cores"),
-        "full": Preset(reps=2000, factors={"n": [100 * 2 ** k for k in range(8)]},
-                       description="about 2700 CPU-s, 23 minutes on 2 cores"),
+        "full": Preset(reps=1000, factors={"n": [100 * 2 ** k for k in range(9)]},
+                       description="n to 25600 (module docstring); about 2600 CPU-s, 22 "
+                                   "minutes on 2 cores (estimated from the 12800 pilot)"),
     },
 )
 
