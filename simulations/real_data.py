@@ -568,7 +568,9 @@ def summarise(results: list[Result], cfg: Config, preset: str, store: Path,
         f"`{store}`."
     )
     meta = {
-        "preset": preset, "config": dict(cfg.__dict__), "seed": SEED, "seconds": seconds,
+        # not "seconds": the report builder stores the whole section's time under that key
+        "preset": preset, "config": dict(cfg.__dict__), "seed": SEED,
+        "section_seconds": seconds,
         "sign_neutrality_summaries": {
             r.data.key: r.sn.summary(lam=float(r.lam_g[r.sel_g[0]])) for r in results},
         "provenance": prov,
@@ -939,7 +941,7 @@ def render(s: Summaries, figures: Path) -> Section:
         "within 1e-8 of the edge of their range (it reports 'converged' at coefficients of "
         "order 1e16 on separable data); those rows say so instead of showing its numbers."
         + sep_txt + sub_txt
-        + f"\n\nWall time of the section: {m['seconds']:.1f} s.\n\nFull sign-neutrality "
+        + f"\n\nWall time of the section: {m['section_seconds']:.1f} s.\n\nFull sign-neutrality "
         "summaries:\n\n" + summaries
     )
     return Section(

@@ -208,7 +208,7 @@ def build_report(preset: str = "quick", results: str | Path | None = None,
                 summ = load_summaries(Path(from_summaries) / name)
                 preset = str(summ.meta.get("preset", preset))
                 sec = fn.render(summ, figures)
-                done.append((sec, float(summ.meta.get("seconds", float("nan")))))
+                done.append((sec, float(summ.meta.get("report_seconds", float("nan")))))
                 if Path(from_summaries).resolve() != (out / "summaries").resolve():
                     save_summaries(summ, out / "summaries" / name)
                 continue
@@ -217,7 +217,7 @@ def build_report(preset: str = "quick", results: str | Path | None = None,
             seconds = time.perf_counter() - t0
             done.append((sec, seconds))
             if sec.summaries is not None:
-                sec.summaries.meta["seconds"] = seconds
+                sec.summaries.meta["report_seconds"] = seconds
                 save_summaries(sec.summaries, out / "summaries" / name)
     finally:
         RUN_OPTIONS.clear()

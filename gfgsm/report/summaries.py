@@ -12,7 +12,8 @@ A section that supports it is split in two (the protocol of :mod:`gfgsm.report`)
 one Parquet file per table and ``meta.json``), a few MB where the stores of a full preset are
 hundreds; ``gfgsm report --from-summaries DIR`` renders the whole report from them without
 running or reading any study.  Both paths go through the same ``render``, so the two reports
-are the same.
+are the same.  The builder records the section's wall time in ``meta["report_seconds"]`` (a
+section keeps its own keys; it must not use that one).
 """
 
 from __future__ import annotations
