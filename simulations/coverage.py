@@ -50,7 +50,13 @@ Decision rules (fixed before the run; the report prints them with the numbers):
 
 A rule that does not hold is reported with its numbers; the section agrees when all four do.
 
-Cost: see the presets' descriptions (measured on the 2-core machine).
+Cost (2-core machine, 2026-11-26).  The quick preset's section took 58-65 s of the report.
+Its bootstrap dominates: one tilted, weighted refit costs about 1 ms (binomial), 5.4 ms
+(gaussian G-FGSM, kinked) and 9.4 ms (poisson, exact adversary) at n = 1000, roughly in
+proportion to n.  The full preset's bootstrap is 5 h x 400 replications x 199 refits per family
+and n: about 25 000 CPU-s at n = 4000, 6 300 at 1000 and 1 600 at 250, so about 9 CPU-hours
+in all (estimated from those per-refit costs, not run); the other intervals add about 20 CPU
+minutes.  It is sized for a GPU; on 2 cores its bootstrap must shrink (issue 10's budget).
 """
 
 from __future__ import annotations
@@ -207,7 +213,9 @@ STUDY = Study(
                         description="18 conditions x 200 replications (bootstrap: the first 30, "
                                     "B = 39); about 2 minutes on 2 cores"),
         "full": Preset(reps=2000, description="45 conditions x 2000 replications (bootstrap: "
-                                              "the first 400, B = 199)"),
+                                              "the first 400, B = 199); about 9 CPU-hours, "
+                                              "the bootstrap's 1.2 M refits per family 95% of "
+                                              "it (module docstring): for a GPU"),
     },
     estimands="theta0 = (intercept, beta1, beta2 = h/sqrt(n), beta3); coverage of each interval",
     measures=("coverage", "bias-eliminated coverage", "width", "relative error of the SE"),
