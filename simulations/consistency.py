@@ -73,7 +73,6 @@ replications.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -296,7 +295,6 @@ def summarise(store: Path, study: Study) -> gfgsm.report.Summaries:
     df = gfgsm.mc.load(store)
     whole = whole_vector_performance(df)
     per_coef = performance(df, by=("condition", "family", "n", "method", "param"))
-    manifest = json.loads((store / "manifest.json").read_text())
     return gfgsm.report.Summaries(
         tables={
             "whole": whole,
@@ -307,7 +305,7 @@ def summarise(store: Path, study: Study) -> gfgsm.report.Summaries:
         },
         meta={
             "study": study.name,
-            "preset": manifest.get("preset", manifest["study"].get("preset")),
+            "preset": gfgsm.report.store_manifest(store)["preset"],
             "local_points": LOCAL_POINTS,
             "slow_window": list(SLOW_WINDOW),
             "lof_alpha": LOF_ALPHA,
@@ -480,11 +478,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     in tests; any subset of its families, sizes and methods is analysed the same way):
     :func:`summarise` the store, :func:`render` the summaries, and attach them."""
     study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    s = summarise(store, study)
-    sec = render(s, figures)
-    sec.summaries = s
-    return sec
+    return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
+                                      executor)
 
 
 section.order = 10  # type: ignore[attr-defined]

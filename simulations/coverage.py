@@ -323,7 +323,8 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
                 .reset_index())
     return gfgsm.report.Summaries(
         tables={"perf": measures(df), "declared": declared},
-        meta={"provenance": gfgsm.report.provenance(store), "B": int(df.B.iloc[0]),
+        meta={"provenance": gfgsm.report.provenance(store),
+              "preset": gfgsm.report.store_manifest(store)["preset"], "B": int(df.B.iloc[0]),
               "boot_reps": int(df.boot_reps.iloc[0])},
     )
 
@@ -448,12 +449,8 @@ def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
 def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             executor: str = "processes") -> gfgsm.report.Section:
     """Run (or resume) the study and build the report section (docs/theory.md s.5)."""
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    s = summarise(store, study)
-    s.meta["preset"] = preset
-    sec = render(s, figures)
-    sec.summaries = s
-    return sec
+    return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
+                                      executor)
 
 
 section.order = 25  # type: ignore[attr-defined]

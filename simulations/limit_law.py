@@ -47,7 +47,6 @@ gaussian (2-4 us per observation).  The full preset (5000 replications, n = 1000
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Mapping
@@ -407,13 +406,12 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
     the sizes, the agreement thresholds, the limit-law constants, the provenance and the
     preset."""
     a = analyse(store, study)
-    manifest = json.loads((Path(store) / "manifest.json").read_text())
     tables = {"means": a.means, "cov": a.cov, "p0": a.p0, "ks": a.ks,
               "qq": a.qq.reset_index(drop=True), "reps": a.reps}
     meta = {"sizes": [int(a.sizes[0]), int(a.sizes[1])], "crit": a.crit,
             "ks_level": a.ks_level, "fwer": FWER, "n_law": N_LAW, "law_seed": LAW_SEED,
             "provenance": gfgsm.report.provenance(store),
-            "preset": manifest["study"]["preset"]}
+            "preset": gfgsm.report.store_manifest(store)["preset"]}
     return gfgsm.report.Summaries(tables=tables, meta=meta)
 
 
@@ -549,11 +547,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             executor: str = "processes") -> gfgsm.report.Section:
     """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 2):
     :func:`summarise` the store, then :func:`render` the summaries (attached to the section)."""
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    s = summarise(store, study)
-    sec = render(s, figures)
-    sec.summaries = s
-    return sec
+    return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
+                                      executor)
 
 
 section.order = 20  # type: ignore[attr-defined]

@@ -103,7 +103,6 @@ wall time on 2 workers.  The study test (4 restarts, 3 methods, 5 epochs) runs i
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -662,7 +661,7 @@ def summarise(store: Path, study: Study | None = None) -> gfgsm.report.Summaries
     store = Path(store)
     df = gfgsm.mc.load(store)
     training, statuses, co_epochs = _training_summaries(df)
-    preset = json.loads((store / "manifest.json").read_text())["preset"]
+    preset = gfgsm.report.store_manifest(store)["preset"]
     monitored = [m.name for m in study.methods
                  if dict(getattr(m, "options", ())).get("monitor_robustness")]
     return gfgsm.report.Summaries(
@@ -771,11 +770,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     tests; any subset of its methods is analysed the same way, the decision needs ``sign``):
     :func:`summarise` the store, then :func:`render` the summaries."""
     study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    s = summarise(store, study)
-    sec = render(s, figures)
-    sec.summaries = s
-    return sec
+    return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
+                                      executor)
 
 
 section.order = 80  # type: ignore[attr-defined]

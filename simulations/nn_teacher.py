@@ -159,7 +159,6 @@ Cost
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -559,8 +558,8 @@ def summarise(store: Path, study: Study) -> gfgsm.report.Summaries:
         status = status.assign(median_grad_max=[float(med.loc[(r.teacher, r.method)])
                                                 for r in status.itertuples()])
     tables["status"] = status.reset_index(drop=True)
-    manifest = json.loads((store / "manifest.json").read_text())["study"]
-    meta = {"study": study.name, "preset": manifest["preset"], "reps": manifest["reps"],
+    manifest = gfgsm.report.store_manifest(store)
+    meta = {"study": study.name, "preset": manifest["preset"], "reps": manifest["study"]["reps"],
             "provenance": gfgsm.report.provenance(store),
             "lam0": lam0, "clean_weight": CLEAN_WEIGHT, "z_crit": res["z_crit"],
             "ok_b": res["ok_b"], "ok_control": res["ok_control"],
@@ -720,11 +719,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     in tests; any subset of its teachers, n and methods is analysed the same way):
     :func:`summarise` the store, then :func:`render` the summaries."""
     study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    s = summarise(store, study)
-    sec = render(s, figures)
-    sec.summaries = s
-    return sec
+    return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
+                                      executor)
 
 
 section.order = 70  # type: ignore[attr-defined]

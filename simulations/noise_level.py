@@ -47,7 +47,6 @@ replications at n = 400 and 1600) needs about 1800 CPU-s, roughly 15 minutes on 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -320,8 +319,7 @@ def summarise(store: Path, study: Study) -> gfgsm.report.Summaries:
     and in ``meta`` the provenance, the preset, the bootstrap size and level, and the number of
     true-nonzero slopes."""
     store = Path(store)
-    manifest = json.loads((store / "manifest.json").read_text())
-    preset = str(manifest["study"]["preset"])
+    preset = str(gfgsm.report.store_manifest(store)["preset"])
     df = gfgsm.mc.load(store)
     res = analyse(df, seed=study.seed)
     # theory: to first order G-FGSM at lam is the lasso at lam D phi (docs/theory.md s.4)
@@ -466,11 +464,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study | None = 
     in tests; any subset of its n, sigmas and lam lattice is analysed the same way):
     ``render(summarise(store, study), figures)``, with the summaries attached."""
     study = STUDY if study is None else study
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    s = summarise(store, study)
-    sec = render(s, figures)
-    sec.summaries = s
-    return sec
+    return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
+                                      executor)
 
 
 section.order = 50  # type: ignore[attr-defined]

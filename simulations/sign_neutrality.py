@@ -51,7 +51,6 @@ and some fits stop at the solver's iteration limit.)
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -428,7 +427,6 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
     curves' constants, the preset and the provenance text."""
     a = analyse(store, study)
     cur = curves(a.lam0, tuple(dict.fromkeys(a.cells.family)))
-    manifest = json.loads((Path(store) / "manifest.json").read_text())
     prov = (gfgsm.report.provenance(store)
             + f" Predicted curves: quantities(seed=0, n_mc={CURVE_MC}) at {CURVE_POINTS} points "
               "per axis; cell predictions: quantities(seed=0), the same call that set PL's "
@@ -437,7 +435,7 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
         tables={"cells": a.cells, "curves": cur},
         meta={"sizes": [int(n) for n in a.sizes], "lam0": float(a.lam0), "crit": float(a.crit),
               "fwer": FWER, "curve_points": CURVE_POINTS, "curve_mc": CURVE_MC,
-              "preset": manifest["study"]["preset"], "provenance": prov},
+              "preset": gfgsm.report.store_manifest(store)["preset"], "provenance": prov},
     )
 
 
@@ -564,11 +562,8 @@ def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             executor: str = "processes") -> gfgsm.report.Section:
     """Run (or resume) the study and build the report section (docs/theory.md s.8, claim 3):
     :func:`summarise` the store, :func:`render` the summaries, which the section carries."""
-    store = gfgsm.report.run_study(study, preset, results, executor)
-    s = summarise(store, study)
-    sec = render(s, figures)
-    sec.summaries = s
-    return sec
+    return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
+                                      executor)
 
 
 section.order = 30  # type: ignore[attr-defined]

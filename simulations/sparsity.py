@@ -68,7 +68,6 @@ Cost (measured on this 2-core machine, single-threaded CPU time per replication)
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -388,7 +387,7 @@ def _ci(r: Mapping[str, Any]) -> str:
 
 def _store_preset(store: Path) -> str:
     """The preset a results store was run under (its manifest)."""
-    return str(json.loads((Path(store) / "manifest.json").read_text())["study"]["preset"])
+    return str(rep.store_manifest(store)["preset"])
 
 
 def summarise(store: Path, study: Study = STUDY) -> rep.Summaries:

@@ -19,7 +19,6 @@ from saved summaries without running or reading a study (the committed full-size
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ __all__ = [
     "save_figure",
     "save_summaries",
     "sections",
+    "split_section",
+    "store_manifest",
     "style",
 ]
 
@@ -116,9 +117,17 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     return "\n".join(lines)
 
 
+def store_manifest(store: str | Path) -> dict[str, Any]:
+    """The validated manifest of a results store (:meth:`gfgsm.mc.ResultStore.open`): its
+    ``preset``, ``study`` definition, ``generator``, versions, ..."""
+    from ..mc.store import ResultStore
+
+    return ResultStore.open(store).manifest
+
+
 def provenance(store: Path) -> str:
     """Conditions and seeds of a results store, read from its manifest."""
-    m = json.loads((Path(store) / "manifest.json").read_text())
+    m = store_manifest(store)
     st = m["study"]
     conds = [c["condition"] for c in st["conditions"]]
     factors = st.get("factors", [])
@@ -161,6 +170,19 @@ def run_study(study: Any, preset: str, results: str | Path, executor: str = "pro
         workers = RUN_OPTIONS["workers"]
     return run(study, preset, Path(results) / f"{study.name}-{preset}", backend=backend,
                executor=executor, workers=workers, chunk_size=chunk_size, progress=False)
+
+
+def split_section(summarise: Callable[..., Summaries], render: Callable[..., Section],
+                  study: Any, preset: str, results: str | Path, figures: Path,
+                  executor: str = "processes", **run_options: Any) -> Section:
+    """The body of a section split into ``summarise``/``render`` (module docstring): run (or
+    resume) ``study`` (:func:`run_study`), ``render(summarise(store, study), figures)``, and
+    attach the summaries to the section for :func:`build_report` to save."""
+    store = run_study(study, preset, results, executor, **run_options)
+    summ = summarise(store, study)
+    sec = render(summ, figures)
+    sec.summaries = summ
+    return sec
 
 
 def sections() -> list[tuple[str, Callable[..., Section]]]:
