@@ -89,10 +89,7 @@ class Debiased:
     @property
     def bse(self) -> Any:
         """(R, q) standard errors, ``sqrt(diag(cov))``."""
-        xp = self.xp
-        q = self.params.shape[-1]
-        eye = xp.eye(q, dtype=self.cov.dtype)
-        return xp.sqrt(xp.sum(self.cov * eye, axis=-1))
+        return _sqrt_diag(self.xp, self.cov)
 
     @property
     def zvalues(self) -> Any:
@@ -120,6 +117,18 @@ class Debiased:
 # --------------------------------------------------------------------------------------------
 # the computation
 # --------------------------------------------------------------------------------------------
+
+
+def _sqrt_diag(xp: Any, cov: Any) -> Any:
+    """(R, q) ``sqrt(diag(cov))`` of (R, q, q) covariances."""
+    q = cov.shape[-1]
+    return xp.sqrt(xp.sum(cov * xp.eye(q, dtype=cov.dtype), axis=-1))
+
+
+def _design(xp: Any, X: Any, fit_intercept: bool) -> Any:
+    """``xt = (1, x)`` rows (the intercept column first), or ``X`` itself without one."""
+    ones = xp.ones((*X.shape[:-1], 1), dtype=xp.float64)
+    return xp.concat([ones, X], axis=-1) if fit_intercept else X
 
 
 def _gram(xp: Any, Xt: Any, w: Any) -> Any:
@@ -248,8 +257,7 @@ def one_step(fit: Any, X: Any, y: Any, *, fit_intercept: bool = True,
         raise ValueError("X and y must be finite")
     fam.check_y(ya)
 
-    ones = xp.ones((*Xa.shape[:-1], 1), dtype=xp.float64)
-    Xt = xp.concat([ones, Xa], axis=-1) if fit_intercept else Xa
+    Xt = _design(xp, Xa, fit_intercept)
     theta = xp.concat([fit.intercept[:, None], coef], axis=1) if fit_intercept else coef
 
     valid = xp.asarray(fit.converged, dtype=xp.bool) & xp.all(xp.isfinite(theta), axis=-1)

@@ -48,7 +48,16 @@ from ._backend import asarray, get_namespace, to_numpy
 from ._validation import positive_int
 from .batch import BatchFit, fit_batch
 from .families import get_family
-from .inference import check_alpha, check_cov_type, one_step
+from .inference import (
+    _design,
+    _eta,
+    _gram,
+    _sqrt_diag,
+    _xty,
+    check_alpha,
+    check_cov_type,
+    one_step,
+)
 from .rng import Stream, stream_for
 
 __all__ = ["METHODS", "Intervals", "PlugIn", "argmin_quadratic_l1", "conf_int", "plug_in",
@@ -217,22 +226,6 @@ def _theta(fit: BatchFit, fit_intercept: bool) -> Any:
     return fit.coef
 
 
-def _sqrt_diag(xp: Any, cov: Any) -> Any:
-    q = cov.shape[-1]
-    return xp.sqrt(xp.sum(cov * xp.eye(q, dtype=cov.dtype), axis=-1))
-
-
-def _design(xp: Any, X: Any, fit_intercept: bool) -> Any:
-    ones = xp.ones((*X.shape[:-1], 1), dtype=xp.float64)
-    return xp.concat([ones, X], axis=-1) if fit_intercept else X
-
-
-def _eta(xp: Any, Xt: Any, theta: Any) -> Any:
-    if Xt.ndim == 2:
-        return xp.matmul(theta, xp.matrix_transpose(Xt))
-    return xp.matmul(Xt, theta[..., None])[..., 0]
-
-
 def _data(fit: BatchFit, X: Any, y: Any, fit_intercept: bool) -> tuple[Any, Any, Any]:
     xp = get_namespace(fit.coef)
     Xa, ya = asarray(X, xp), asarray(y, xp)
@@ -279,14 +272,8 @@ def plug_in(fit: BatchFit, X: Any, y: Any, theta_h: Any, theta_t: Any, zero: Any
     w = fam.d2loss(ya, eta)
     phi = xp.where(ok, scale, 1.0)
     sw = fam.residual_sign(ya, eta) * w
-    if Xt.ndim == 2:
-        I = xp.matmul(xp.matrix_transpose(Xt)[None, :, :] * w[:, None, :], Xt) / n  # noqa: E741
-        V = xp.matmul(sw, Xt) / n
-    else:
-        I = xp.matmul(xp.matrix_transpose(Xt) * w[:, None, :], Xt) / n  # noqa: E741
-        V = xp.matmul(xp.matrix_transpose(Xt), sw[..., None])[..., 0] / n
-    I = I / phi[:, None, None]  # noqa: E741
-    V = V / phi[:, None]
+    I = _gram(xp, Xt, w) / phi[:, None, None]  # noqa: E741
+    V = _xty(xp, Xt, sw) / phi[:, None]
     D = xp.mean(xp.abs(ya - fam.mean(eta)), axis=-1) / phi
     lam = asarray(fit.lam, xp)
     lam0 = (lam if lam.ndim else xp.full((int(theta_h.shape[0]),), lam)) * math.sqrt(n)
