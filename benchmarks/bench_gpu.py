@@ -12,7 +12,9 @@ run cut short keeps what it finished:
    the same, already drawn data, binomial l1 G-FGSM, n = 1000, p = 10;
 5. ``studies``: every GLM study's quick preset, CuPy (local executor) against NumPy on the
    machine's cores (process executor, one worker per core);
-6. ``report``: ``gfgsm report --preset quick`` on CuPy and on NumPy's cores.
+6. ``report``: ``gfgsm report --preset quick`` on CuPy and on NumPy's cores;
+7. ``full``: GLM studies' full presets on CuPy, each cut at ``--full-limit`` seconds (the goal
+   is 2 minutes each); a cut run reports the share of replications it stored.
 
 ``--dry-run`` runs every stage at toy sizes with ``array_api_strict`` standing in for CuPy, to
 check the script on a machine without a GPU.
@@ -35,7 +37,7 @@ import numpy as np
 from gfgsm._backend import resolve_backend, to_numpy
 from gfgsm.designs import BernoulliDesign, GaussianDesign, MixtureDesign, UniformDesign
 from gfgsm.dgp import DGP
-from gfgsm.rng import Stream
+from gfgsm.rng import Stream, _fused
 
 GLM_STUDIES = ("consistency", "limit_law", "coverage", "sign_neutrality", "sparsity",
                "noise_level")
@@ -190,10 +192,30 @@ def stage_generator(dev: str, sizes: dict[str, int]) -> dict[str, Any]:
             "normal": N / _timed(lambda s=s, m=m: s.normal((m,)), backend),
             "poisson(3)": N / 4 / _timed(lambda s=s, mean=mean: s.poisson(mean), backend),
         }
+        if _fused.available(xp):
+            # the array code (the reference) on the same device: the kernels' gain
+            _fused.ENABLED = False
+            try:
+                res["uniform, array code"] = N / _timed(lambda s=s, m=m: s.uniform((m,)),
+                                                        backend)
+                res["normal, array code"] = N / _timed(lambda s=s, m=m: s.normal((m,)),
+                                                       backend)
+                same = _diff_count(s.child(9).normal((m,)), _fused_on(s.child(9), m))
+            finally:
+                _fused.ENABLED = True
+            res["normal, kernel vs array code on the device: differing"] = same
         out[backend] = {k: float(v) for k, v in res.items()}
     out["numpy_default_rng_normal"] = float(N / _timed(
         lambda: np.random.default_rng(0).standard_normal(N), "numpy"))
     return out
+
+
+def _fused_on(s: Any, m: int) -> Any:
+    _fused.ENABLED = True
+    try:
+        return s.normal((m,))
+    finally:
+        _fused.ENABLED = False
 
 
 def stage_engine(dev: str, sizes: dict[str, int]) -> dict[str, Any]:
@@ -221,16 +243,31 @@ def stage_engine(dev: str, sizes: dict[str, int]) -> dict[str, Any]:
             warn=False), backend, repeat=2)
         eng = _timed(lambda b=backend, R=R: compute_group(study, "quick", [(0, 0, R)], b),
                      backend, repeat=2)
+        xp = resolve_backend(backend)
+        stream = Stream.create((5, 6), np.arange(R, dtype=np.uint64), xp)
+        draw = _timed(lambda stream=stream: make({}).draw_stream(n, stream), backend, repeat=2)
         out[backend] = {"R": R, "bare_fits_per_s": R / bare, "engine_fits_per_s": R / eng,
-                        "ratio": bare / eng}
+                        "ratio": bare / eng, "seconds_bare_fit": bare, "seconds_engine": eng,
+                        "seconds_draw": draw,
+                        "seconds_rest (rows, transfers)": eng - bare - draw}
     return out
 
 
-def _run_cli(args: list[str], env: dict[str, str] | None = None) -> float:
+def _run_cli(args: list[str], env: dict[str, str] | None = None,
+             timeout: float | None = None) -> float | str:
+    """Wall seconds of one CLI call, or ``"cut at T s"`` when it ran past ``timeout``."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "gfgsm.cli", *args], check=True,
-                   env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run([sys.executable, "-m", "gfgsm.cli", *args], check=True,
+                       env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                       timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"cut at {time.perf_counter() - t:.0f} s"
     return time.perf_counter() - t
+
+
+def _left(sizes: dict[str, Any]) -> float:
+    return sizes["deadline_hard"] - time.perf_counter()
 
 
 def stage_studies(dev: str, sizes: dict[str, int], tmp: Path) -> dict[str, Any]:
@@ -255,15 +292,58 @@ def stage_report(dev: str, sizes: dict[str, int], tmp: Path) -> dict[str, Any]:
     cores = str(os.cpu_count() or 2)
     only = ["--only", *sizes["report_only"]] if sizes.get("report_only") else []
     t_dev = _run_cli(["report", "--preset", "quick", "--backend", dev, "--results",
-                      str(tmp / "rep-dev"), "--out", str(tmp / "report-dev"), *only])
+                      str(tmp / "rep-dev"), "--out", str(tmp / "report-dev"), *only],
+                     timeout=max((_left(sizes) - 10) / 2, 30))
     out: dict[str, Any] = {"sections": sizes.get("report_only") or "all", dev: t_dev}
     _write(Path(sizes["out"]), "report", out)
     if time.perf_counter() > sizes["deadline"]:
         return {**out, "numpy": "skipped: past the deadline"}
     t_cpu = _run_cli(["report", "--preset", "quick", "--executor", "processes", "--workers",
                       cores, "--results", str(tmp / "rep-cpu"), "--out",
-                      str(tmp / "report-cpu"), *only])
-    out.update({f"numpy x{cores} processes": t_cpu, "speedup": t_cpu / t_dev})
+                      str(tmp / "report-cpu"), *only], timeout=max(_left(sizes) - 10, 30))
+    out[f"numpy x{cores} processes"] = t_cpu
+    if isinstance(t_dev, float) and isinstance(t_cpu, float):
+        out["speedup"] = t_cpu / t_dev
+    return out
+
+
+def _reps_stored(store: Path) -> int:
+    """Replications in a store's finished chunks (``cCCCC_rSSSSSSS-EEEEEEE.done``: start and
+    stop, the stop exclusive)."""
+    total = 0
+    for f in (store / "chunks").glob("*.done"):
+        a, b = f.stem.split("_r")[1].split("-")
+        total += int(b) - int(a)
+    return total
+
+
+def stage_full(dev: str, sizes: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    from gfgsm.mc.registry import get_study
+
+    out: dict[str, Any] = {"limit_s": sizes["full_limit"]}
+    for name in sizes["full"]:
+        left = sizes["deadline_hard"] - time.perf_counter()
+        limit = min(sizes["full_limit"], left)
+        if limit < 20:
+            out[name] = "skipped: past the deadline"
+            continue
+        study = get_study(name)
+        total = len(study.conditions("full")) * study.presets["full"].reps
+        store = tmp / f"{name}-full-dev"
+        t = time.perf_counter()
+        try:
+            subprocess.run([sys.executable, "-m", "gfgsm.cli", "run", name, "--preset", "full",
+                            "--backend", dev, "--out", str(store), "--no-progress",
+                            *(["--reps", str(sizes["reps"])] if sizes.get("reps_override")
+                              else [])],
+                           check=True, stdout=subprocess.DEVNULL, timeout=limit)
+            out[name] = {"seconds": time.perf_counter() - t, "finished": True}
+        except subprocess.TimeoutExpired:
+            done = _reps_stored(store)
+            out[name] = {"seconds": time.perf_counter() - t, "finished": False,
+                         "replications_stored": done, "replications": total,
+                         "share": done / total}
+        _write(Path(sizes["out"]), "full", out)
     return out
 
 
@@ -278,8 +358,17 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--deadline", type=float, default=480.0,
                     help="seconds after which no new stage or study is started")
-    ap.add_argument("--stages", nargs="*", default=["bitwise", "engine_agreement", "intervals",
-                                                    "generator", "engine", "studies", "report"])
+    ap.add_argument("--report-only", nargs="*", default=None,
+                    help="sections of the report stage (default: the whole quick report)")
+    ap.add_argument("--full-limit", type=float, default=150.0,
+                    help="seconds after which a full preset's run is cut (stage full)")
+    ap.add_argument("--hard-deadline", type=float, default=None,
+                    help="seconds after which stage full starts nothing (default: deadline + 60)")
+    ap.add_argument("--full-studies", nargs="*", default=["limit_law", "sign_neutrality",
+                                                          "consistency"])
+    ap.add_argument("--stages", nargs="*", default=["bitwise", "generator", "engine",
+                                                    "engine_agreement", "intervals", "full",
+                                                    "report"])
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,12 +383,15 @@ def main() -> None:
                                  "reps_override": True, "report_only": ["consistency"]}
     else:
         dev = "cupy"
-        sizes = {"R": 64, "m": 2**17, "n": 1000, "groups": 3, "reps": 200, "gen": 2**24,
-                 "ci_R": 200, "ci_B": 99,
+        sizes = {"R": 64, "m": 2**17, "n": 1000, "groups": 2, "reps": 200, "gen": 2**24,
+                 "ci_R": 40, "ci_B": 49,
                  "engine_R": 10_000, "engine_R_cpu": 2000, "studies": list(GLM_STUDIES),
-                 "report_only": list(GLM_STUDIES)}
+                 "report_only": args.report_only}
     sizes["out"] = str(out)
     sizes["deadline"] = time.perf_counter() + args.deadline
+    sizes["deadline_hard"] = time.perf_counter() + (args.hard_deadline or args.deadline + 60)
+    sizes["full_limit"] = args.full_limit
+    sizes["full"] = args.full_studies
     info = {"dev": dev, "cpus": os.cpu_count()}
     try:
         import cupy
@@ -309,6 +401,14 @@ def main() -> None:
     except Exception as exc:  # recorded, not hidden
         info["cupy"] = repr(exc)
     info["numpy"] = np.__version__
+    if dev == "cupy":
+        try:
+            _fused._module()
+            info["fused_kernels"] = "compiled"
+        except Exception:  # recorded; every stage then draws with the array code
+            info["fused_kernels"] = traceback.format_exc()
+            os.environ["GFGSM_FUSED"] = "0"
+            _fused.ENABLED = False
     _write(out, "info", info)
     stages = {"bitwise": lambda: stage_bitwise(dev, sizes),
               "engine_agreement": lambda: stage_engine_agreement(dev, sizes),
@@ -316,9 +416,10 @@ def main() -> None:
               "generator": lambda: stage_generator(dev, sizes),
               "engine": lambda: stage_engine(dev, sizes),
               "studies": lambda: stage_studies(dev, sizes, tmp),
-              "report": lambda: stage_report(dev, sizes, tmp)}
+              "report": lambda: stage_report(dev, sizes, tmp),
+              "full": lambda: stage_full(dev, sizes, tmp)}
     for name in args.stages:
-        if time.perf_counter() > sizes["deadline"]:
+        if time.perf_counter() > sizes["deadline" if name != "full" else "deadline_hard"]:
             _write(out, name, {"skipped": "past the deadline"})
             continue
         t = time.perf_counter()

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import is_numpy_namespace, to_numpy
-from . import _portable
+from . import _fused, _portable
 from .philox import philox4x32
 
 __all__ = ["GENERATOR", "Stream", "key_from_seed"]
@@ -154,6 +154,15 @@ class Stream:
         out = xp.reshape(out, (self.R, n_blocks * per_block))
         return xp.reshape(out[:, :m], (self.R, *shape))
 
+    def _fused_draw(self, kind: str, shape: tuple[int, ...]) -> Any:  # pragma: no cover - GPU
+        """The draw of :meth:`_elements` with two outputs per block, by the fused kernel of
+        :mod:`gfgsm.rng._fused` (the same bits, one pass on the device)."""
+        m = math.prod(shape)
+        n_blocks = -(-m // 2)
+        out = _fused.draw(kind, self.key, self.variable, self.reps, n_blocks)
+        out = self.xp.reshape(out, (self.R, n_blocks * 2))
+        return self.xp.reshape(out[:, :m], (self.R, *shape))
+
     # --- distributions -----------------------------------------------------------------------
     def uint32(self, shape: tuple[int, ...]) -> Any:
         """Raw 32-bit words (as ``uint64``), shape ``(R, *shape)``: four per block."""
@@ -161,6 +170,8 @@ class Stream:
 
     def uniform(self, shape: tuple[int, ...]) -> Any:
         """Uniform on [0, 1) with 53 random bits, shape ``(R, *shape)``."""
+        if _fused.available(self.xp):  # pragma: no cover - needs a GPU
+            return self._fused_draw("uniform", tuple(shape))
         return self._elements(tuple(shape), 2, lambda w: [_u53(w[0], w[1], self.xp),
                                                           _u53(w[2], w[3], self.xp)])
 
@@ -171,6 +182,8 @@ class Stream:
 
     def normal(self, shape: tuple[int, ...]) -> Any:
         """Standard normals by the portable Box-Muller transform (module docstring)."""
+        if _fused.available(self.xp):  # pragma: no cover - needs a GPU
+            return self._fused_draw("normal", tuple(shape))
         return self._elements(tuple(shape), 2, lambda w: list(_box_muller(w, self.xp)))
 
     def exponential(self, shape: tuple[int, ...]) -> Any:
