@@ -183,7 +183,10 @@ def test_plug_in_against_hand_numpy(family, method):
         phi = float(scale[r])
         I_ = (Xt * w[:, None]).T @ Xt / n / phi
         D_ = np.mean(np.abs(y[r] - mu)) / phi
-        V_ = Xt.T @ (np.sign(y[r] - mu) * w) / n / phi
+        sgn_r = np.sign(y[r] - mu)
+        if method == "gfgsm" and family != "binomial":  # kinked: the kink rows have sign 0
+            sgn_r[np.abs(y[r] - mu) <= 1e-9 * (1 + np.abs(y[r]))] = 0.0
+        V_ = Xt.T @ (sgn_r * w) / n / phi
         lam0 = float(np.asarray(fit.lam)[r]) * math.sqrt(n)
         sgn = np.sign(np.asarray(theta_t)[r]) * np.r_[0, 1, 0, 1]
         level = lam0 * D_ if method == "gfgsm" else lam0 / phi
@@ -195,6 +198,27 @@ def test_plug_in_against_hand_numpy(family, method):
         np.testing.assert_allclose(pi.V[r], V_, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(pi.lin[r], lin, rtol=1e-11, atol=1e-13)
         np.testing.assert_allclose(pi.c[r], np.r_[0, 0, level, 0], rtol=1e-12)
+
+
+def test_plug_in_V_does_not_see_rounding_at_the_kinks():
+    """Kinked gaussian G-FGSM fits put rows at y = mu (the crossover solves the kink rows
+    exactly), where the residual is 0 or a rounding error of either sign, depending on the
+    summation order of eta.  V_hat counts them as 0, so moving theta_hat by 1e-13 (far below
+    any statistical scale, far above rounding) moves V_hat by O(1e-13), not by the O(1/n) =
+    1e-3 per row that a flipped sign would give (CuPy and NumPy differed by 3e-4 in a
+    limit-law interval before).  The test first checks that kink rows exist."""
+    R, n = 40, 1000
+    X, y = data("gaussian", n, R, seed=5)
+    fit = gfgsm_fit("gaussian", X, y)
+    th = np.c_[np.asarray(fit.intercept), np.asarray(fit.coef)]
+    mu = np.einsum("rnj,rj->rn", X, th[:, 1:]) + th[:, :1]
+    assert np.sum(np.abs(y - mu) < 1e-12) >= 4
+    zero = np.zeros_like(th, dtype=bool)
+    theta_t, _covs, scale, _valid, _n = one_step(fit, X, y)
+    V = [np.asarray(plug_in(fit, X, y, th * f, theta_t, zero, scale).V)
+         for f in (1.0, 1.0 + 1e-13, 1.0 - 1e-13)]
+    np.testing.assert_allclose(V[1], V[0], rtol=0, atol=1e-11)
+    np.testing.assert_allclose(V[2], V[0], rtol=0, atol=1e-11)
 
 
 @pytest.mark.parametrize("family", ["binomial", "poisson"])
