@@ -26,8 +26,8 @@ Methods
     ``bootstrap`` (``B`` Exp(1)-weighted, tilted refits, all in one batched fit, on the first
     ``boot_reps`` replications of each condition: it costs ``B`` fits per replication);
     ``naive``.  ``B + 1`` is a multiple of 40, so that ``(B + 1) alpha / 2`` is an integer and
-    the bootstrap's quantiles are order statistics (Davison & Hinkley 1997, s.5.2): quick
-    ``B = 39`` (the interval between the smallest and the largest refit), full ``B = 199``.
+    the bootstrap's quantiles are order statistics (Davison & Hinkley 1997, s.5.2): ``B = 39``
+    in both presets (the interval between the smallest and the largest refit).
 Performance measures (Morris et al. 2019)
     Per condition x interval x coefficient: coverage and bias-eliminated coverage with MCSE
     ``sqrt(C (1 - C) / n_sim)``, the mean width, and the relative error of the interval's SE
@@ -53,10 +53,20 @@ A rule that does not hold is reported with its numbers; the section agrees when 
 Cost (2-core machine, 2026-11-26).  The quick preset's section took 58-65 s of the report.
 Its bootstrap dominates: one tilted, weighted refit costs about 1 ms (binomial), 5.4 ms
 (gaussian G-FGSM, kinked) and 9.4 ms (poisson, exact adversary) at n = 1000, roughly in
-proportion to n.  The full preset's bootstrap is 5 h x 400 replications x 199 refits per family
-and n: about 25 000 CPU-s at n = 4000, 6 300 at 1000 and 1 600 at 250, so about 9 CPU-hours
-in all (estimated from those per-refit costs, not run); the other intervals add about 20 CPU
-minutes.  It is sized for a GPU; on 2 cores its bootstrap must shrink (issue 10's budget).
+proportion to n.  A bootstrap of 5 h x 400 replications x 199 refits per family and n would
+cost about 9 CPU-hours (25 000 CPU-s at n = 4000 alone); the full preset is therefore sized
+for 2 cores:
+
+* ``h`` in {0, 1, 2, 4} (h = 0.5 dropped: between the zero and h = 1 it adds no new regime);
+* 1500 replications: an MCSE of 0.56% on a 95% coverage (Morris et al.: 1900 for 0.5%), so
+  the Bonferroni band of rules 1-2 is about +-1.7 points;
+* the bootstrap on the first 100 replications of each condition with ``B = 39`` (its MCSE on
+  a coverage is 2.2%, so its pointwise rule is weak and its uniform-failure rule 3 sees only
+  large failures): 4 h x 100 x 39 = 15 600 refits per family and n, about 1 000 CPU-s at
+  n = 4000, 250 at 1000 and 60 at 250, about 22 CPU-minutes in all; the other intervals about
+  12 CPU-minutes.  About 17 minutes on 2 cores.  On a GPU the bootstrap ran 8-21x faster than
+  one host core (benchmarks/README.md), the scale at which ``B = 199`` on 400 replications
+  becomes affordable.
 """
 
 from __future__ import annotations
@@ -212,10 +222,11 @@ STUDY = Study(
                                            "B": [39], "boot_reps": [30]},
                         description="18 conditions x 200 replications (bootstrap: the first 30, "
                                     "B = 39); about 2 minutes on 2 cores"),
-        "full": Preset(reps=2000, description="45 conditions x 2000 replications (bootstrap: "
-                                              "the first 400, B = 199); about 9 CPU-hours, "
-                                              "the bootstrap's 1.2 M refits per family 95% of "
-                                              "it (module docstring): for a GPU"),
+        "full": Preset(reps=1500, factors={"h": [0.0, 1.0, 2.0, 4.0], "B": [39],
+                                           "boot_reps": [100]},
+                       description="36 conditions x 1500 replications (bootstrap: the first "
+                                   "100, B = 39); about 17 minutes on 2 cores (module "
+                                   "docstring)"),
     },
     estimands="theta0 = (intercept, beta1, beta2 = h/sqrt(n), beta3); coverage of each interval",
     measures=("coverage", "bias-eliminated coverage", "width", "relative error of the SE"),
