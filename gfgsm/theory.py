@@ -470,7 +470,8 @@ class LimitLaw:
     n_mc: int
 
     def lam_n(self, n: int) -> float:
-        """The level at sample size ``n``: ``lam0 / sqrt(n)`` (l1) or ``lam0 n^(r/2 - 1)`` (lr)."""
+        """The level at sample size ``n``: ``lam0 / sqrt(n)`` (l1), ``lam0 n^(r/2 - 1)`` (lr),
+        ``lam0 n^(-1/4)`` (SCAD, MCP; stored as ``r = 3/2``)."""
         n = positive_int("n", n)
         return self.lam0 * (n ** (self.r / 2.0 - 1.0))
 
@@ -489,7 +490,8 @@ class LimitLaw:
 
     def __str__(self) -> str:
         kind = "closed form" if self.closed_form else f"Monte Carlo, {self.n_mc} draws"
-        rule = "lam_n = lam0/sqrt(n)" if self.penalty == "l1" else "lam_n = lam0 n^(r/2-1)"
+        rule = {"l1": "lam_n = lam0/sqrt(n)", "lr": "lam_n = lam0 n^(r/2-1)"}.get(
+            self.penalty, "lam_n = lam0 n^(-1/4)")
         names = ["intercept"] + [f"beta{j}" for j in range(1, self.theta0.size)]
         sd = np.sqrt(np.diag(self.cov))
         lines = [
@@ -516,21 +518,36 @@ def limit_law(
     n_mc: int = 20_000,
     seed: SeedLike = 0,
     quantities_: Quantities | None = None,
+    a: float | None = None,
 ) -> LimitLaw:
     """The limit law of ``sqrt(n)(theta_hat - theta0)`` for ``dgp`` (docs/theory.md s.5, s.7).
 
     Parameters
     ----------
     dgp : the data-generating process (true ``theta0``, family, design).
-    lam0 : ``lam_n = lam0 / sqrt(n)`` for ``penalty="l1"``; ``lam0 n^(r/2 - 1)`` for ``"lr"``.
+    lam0 : ``lam_n = lam0 / sqrt(n)`` for ``penalty="l1"``; ``lam0 n^(r/2 - 1)`` for ``"lr"``;
+        ``lam0 n^(-1/4)`` for ``"scad"`` and ``"mcp"`` (the boundary rate of the weak oracle
+        property, where ``sqrt(n) lam_n^2 = lam0^2`` stays fixed; s.7).
     method : ``"gfgsm"`` or ``"pl"``.
-    penalty : ``"l1"`` or ``"lr"`` (with ``0 < r < 1``).
+    penalty : ``"l1"``, ``"lr"`` (with ``0 < r < 1``), ``"scad"`` or ``"mcp"`` (with ``a``:
+        SCAD's ``a``, default 3.7, or MCP's ``gamma``, default 3).
     n_mc : draws of ``W`` for the moments when a true slope is zero (otherwise closed form).
     quantities_ : precomputed :func:`quantities` (default: computed here with ``seed``).
+
+    SCAD/MCP: on the support ``S`` (intercept and nonzero slopes) ``U_S ~ N(c_V I_SS^{-1} V_S,
+    I_SS^{-1})`` with ``c_V = s0 k lam0^2`` (G-FGSM; ``k = (a + 1)/2`` SCAD, ``gamma / 2``
+    MCP; ``c_V = 0`` for PL), and ``U_j = 0`` off ``S`` with probability 1.  This holds once
+    ``a lam_n`` is below the smallest nonzero ``|beta0_j|`` (the penalty is then flat there).
     """
     real_in("lam0", lam0, 0, rule="a finite number >= 0")
     if method not in ("gfgsm", "pl"):
         raise ValueError(f"unknown method {method!r}; expected 'gfgsm' or 'pl'")
+    if penalty in ("scad", "mcp"):
+        if r is not None:
+            raise ValueError("r applies to penalty='lr' only")
+        return _oracle_law(dgp, float(lam0), method, penalty, a, n_mc, seed, quantities_)
+    if a is not None:
+        raise ValueError("a applies to penalty='scad' or 'mcp' only")
     if penalty == "l1":
         if r is not None:
             raise ValueError("r applies to penalty='lr' only")
@@ -540,7 +557,8 @@ def limit_law(
             raise ValueError(f"penalty='lr' needs 0 < r < 1 (docs/theory.md s.7), got r={r!r}")
         r_ = float(r)
     else:
-        raise ValueError(f"unknown penalty {penalty!r} for limit_law; expected 'l1' or 'lr'")
+        raise ValueError(f"unknown penalty {penalty!r} for limit_law; expected 'l1', 'lr', "
+                         "'scad' or 'mcp'")
     n_mc = positive_int("n_mc", n_mc)
     q = quantities_ if quantities_ is not None else quantities(dgp, seed=seed)
     theta0 = np.asarray(dgp.theta0, dtype=float)
@@ -581,6 +599,37 @@ def limit_law(
                     **{k: v for k, v in base.items()})
 
 
+def _oracle_law(dgp: DGP, lam0: float, method: str, penalty: str, a: float | None,
+                n_mc: int, seed: SeedLike, q: Quantities | None) -> LimitLaw:
+    """SCAD/MCP at ``lam_n = lam0 n^(-1/4)``: the oracle normal on the support, shifted by the
+    ``V`` term for G-FGSM (docs/theory.md s.7, "SCAD and MCP: a weak oracle property")."""
+    k_a = 3.7 if penalty == "scad" and a is None else (3.0 if a is None else float(a))
+    if not (k_a > (2.0 if penalty == "scad" else 1.0)):
+        raise ValueError(f"{penalty}: a must exceed {2 if penalty == 'scad' else 1}, got {a!r}")
+    k = (k_a + 1.0) / 2.0 if penalty == "scad" else k_a / 2.0
+    n_mc = positive_int("n_mc", n_mc)
+    q = q if q is not None else quantities(dgp, seed=seed)
+    theta0 = np.asarray(dgp.theta0, dtype=float)
+    zero = np.r_[False, theta0[1:] == 0]
+    S = ~zero
+    s0 = int(np.sum(theta0[1:] != 0))
+    c_V = s0 * k * lam0**2 if method == "gfgsm" else 0.0
+    I = np.asarray(q.I, dtype=float)  # noqa: E741
+    ISS_inv = np.linalg.inv(I[np.ix_(S, S)])
+    lin = np.zeros_like(theta0)
+    lin[S] = -c_V * np.asarray(q.V, dtype=float)[S]
+    bias = np.zeros_like(theta0)
+    bias[S] = -ISS_inv @ lin[S]
+    cov = np.zeros((theta0.size, theta0.size))
+    cov[np.ix_(S, S)] = ISS_inv
+    nan = np.full(theta0.size, np.nan)
+    return LimitLaw(method=method, penalty=penalty, lam0=lam0, r=1.5, theta0=theta0, zero=zero,
+                    quantities=q, pen_level=np.inf, lin=lin, bias=bias, cov=cov,
+                    se_bias=np.zeros_like(theta0), se_cov=np.zeros_like(cov),
+                    prob_zero=np.where(zero, 1.0, nan), se_prob_zero=np.where(zero, 0.0, nan),
+                    closed_form=True, n_mc=n_mc)
+
+
 def _seed_int(seed: SeedLike) -> int:
     return int(_root_seed(seed).generate_state(1)[0])
 
@@ -603,6 +652,12 @@ def _argmin_Z(law: LimitLaw, z: np.ndarray, backend: str | None) -> np.ndarray:
     resp = z - np.linalg.solve(L, law.lin)[None, :]
     if not law.zero.any() or law.pen_level == 0.0:
         return np.linalg.solve(L.T, resp.T).T
+    if law.penalty in ("scad", "mcp"):  # the support's normal, exact zeros off it
+        S = ~law.zero
+        u = np.zeros_like(z)
+        W = (L @ z.T).T
+        u[:, S] = np.linalg.solve(I[np.ix_(S, S)], (W[:, S] - law.lin[S]).T).T
+        return u
     if law.penalty == "l1":
         fit = fit_batch(L.T, resp, family="gaussian", method="pl", lam=law.pen_level / q,
                         penalty="weighted_l1", weights=law.zero.astype(float),
