@@ -92,11 +92,18 @@ class MethodSpec:
                              ">= 0")
 
     def fit_options(self) -> dict[str, Any]:
+        """:func:`gfgsm.fit_batch` keywords.  PL with a ``scheme`` is PL with the scheme's
+        induced penalty (docs/theory.md s.6), the comparator of G-FGSM with that scheme."""
         opts: dict[str, Any] = {"method": self.method, "penalty": self.penalty}
         if self.method == "gfgsm":
             opts.update(adversary=self.adversary, clean_weight=self.clean_weight)
             if self.scheme is not None:
                 opts["scheme"] = self.scheme
+        elif self.scheme is not None:
+            from ..schemes import get_scheme
+
+            opts["penalty"] = get_scheme(self.scheme, **dict(self.params)).induced_penalty
+            return opts
         opts.update(dict(self.params))
         return opts
 
