@@ -147,7 +147,7 @@ def test_at_n_scales_the_limit(binomial_dgp, binomial_q):
         ({"lam0": -1.0}, "lam0"),
         ({"lam0": float("nan")}, "lam0"),
         ({"lam0": 1.0, "method": "ridge"}, "method"),
-        ({"lam0": 1.0, "penalty": "scad"}, "penalty"),
+        ({"lam0": 1.0, "penalty": "ridge"}, "penalty"),
         ({"lam0": 1.0, "penalty": "lr"}, "0 < r < 1"),
         ({"lam0": 1.0, "penalty": "lr", "r": 1.5}, "0 < r < 1"),
         ({"lam0": 1.0, "r": 0.5}, "r applies"),
