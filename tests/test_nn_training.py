@@ -204,7 +204,8 @@ def test_default_network_reaches_the_gfgsm_estimator(family, seed):
     theta_star = np.r_[glm.coef_, glm.intercept_]
     mu = _MEAN[family](glm.intercept_ + X @ glm.coef_)
     assert glm.converged_ and np.all(glm.coef_ != 0) and np.min(np.abs(y - mu)) > 1e-3
-    est = GFGSMNetwork(hidden=(), clean_weight=0.0, family=family, lam=_DENSE_LAM)
+    est = GFGSMNetwork(hidden=(), clean_weight=0.0, family=family, lam=_DENSE_LAM,
+                       random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # a converged fit does not warn
         est.fit(X, y)
@@ -231,7 +232,11 @@ def test_default_network_on_a_sign_boundary_is_flagged():
     glm = _glm_fit("gaussian", X, y)
     mu = glm.intercept_ + X @ glm.coef_
     assert glm.converged_ and np.min(np.abs(y - mu)) < 1e-12  # on the boundary
-    est = GFGSMNetwork(hidden=(), clean_weight=0.0, family="gaussian", lam=_DENSE_LAM)
+    # A fixed seed: the default (None) draws the start from fresh entropy, and 2 of 300 seeded
+    # starts (e.g. 17) end with a gradient just under tol (9.0e-5) beside the kink instead of
+    # cycling, so the unseeded test failed about once in 150 runs (one CI run did).
+    est = GFGSMNetwork(hidden=(), clean_weight=0.0, family="gaussian", lam=_DENSE_LAM,
+                       random_state=0)
     with pytest.warns(ConvergenceWarning, match="cycling"):
         est.fit(X, y)
     assert est.status_ == "cycling" and not est.converged_ and est.grad_max_ > est.tol
