@@ -67,8 +67,9 @@ to 12800, 2000 replications) needed about 1.3 CPU-s per replication (n = 12800 a
 poisson 0.28, gaussian 0.30, binomial 0.05; G-FGSM dominates); it ran in 24 min 39 s on 2
 worker processes (2026-11-26, the machine shared with other jobs).  The current one adds
 n = 25600 (about 1.26 CPU-s per replication more) and halves the replications: about 2600
-CPU-s.  At n = 25600 a chunk of the default 256 MB memory budget holds about 150
-replications.
+CPU-s estimated; measured, 3870 s of wall time on one worker process while the machine ran
+other jobs (2026-11-26), so at most about 32 minutes on 2 cores.  At n = 25600 a chunk of
+the default 256 MB memory budget holds about 150 replications.
 """
 
 from __future__ import annotations
@@ -139,8 +140,9 @@ STUDY = Study(
     presets={
         "quick": Preset(reps=400, description="about 40 s on 2 idle cores"),
         "full": Preset(reps=1000, factors={"n": [100 * 2 ** k for k in range(9)]},
-                       description="n to 25600 (module docstring); about 2600 CPU-s, 22 "
-                                   "minutes on 2 cores (estimated from the 12800 pilot)"),
+                       description="n to 25600 (module docstring); measured 3870 s on one "
+                                   "worker of a shared machine: at most about 32 minutes on 2 "
+                                   "cores"),
     },
 )
 
