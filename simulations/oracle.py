@@ -147,6 +147,42 @@ def _U(df: pd.DataFrame) -> dict[tuple[str, str, int], pd.DataFrame]:
     return out
 
 
+def paired_rows(U: dict[tuple[str, str, int], pd.DataFrame], fam: str, method_a: str,
+                method_b: str, sizes: list[int], weights: tuple[float, float],
+                limit: np.ndarray, limit_se: np.ndarray | None,
+                labels: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the paired difference ``U(method_a) - U(method_b)`` (same replications) per
+    coefficient: its mean ``d<n>`` and MCSE ``s<n>`` at each size, the extrapolation
+    ``w1 d(n1) + w2 d(n2)`` from the two largest sizes with its SE (the limit's SE added in
+    quadrature when given) and ``z`` against ``limit``; ``labels`` lead every row.  Empty when
+    either method lacks one of the two largest sizes."""
+    n1, n2 = sizes[-2], sizes[-1]
+    w1, w2 = weights
+    per_n = {}
+    for n in sizes:
+        if (fam, method_a, n) not in U or (fam, method_b, n) not in U:
+            continue
+        d = (U[(fam, method_a, n)] - U[(fam, method_b, n)]).dropna()
+        per_n[n] = (d.mean().to_numpy(), d.std(ddof=1).to_numpy() / math.sqrt(len(d)), len(d),
+                    list(d.columns))
+    if n1 not in per_n or n2 not in per_n:
+        return []
+    (m1, s1, _, par), (m2, s2, R2, _) = per_n[n1], per_n[n2]
+    ext = w1 * m1 + w2 * m2
+    var = (w1 * s1) ** 2 + (w2 * s2) ** 2
+    se = np.sqrt(var if limit_se is None else var + limit_se**2)
+    rows = []
+    for j, p in enumerate(par):
+        row = {**labels, "param": p, "limit": limit[j],
+               **({} if limit_se is None else {"limit_se": limit_se[j]}),
+               "ext": ext[j], "se_ext": se[j],
+               "z": (ext[j] - limit[j]) / se[j] if se[j] > 0 else 0.0, "R": R2}
+        for n, (m, s, _, _) in per_n.items():
+            row[f"d{n}"], row[f"s{n}"] = m[j], s[j]
+        rows.append(row)
+    return rows
+
+
 def _law_seed(*key: str) -> np.random.SeedSequence:
     return np.random.SeedSequence([LAW_SEED, zlib.crc32("|".join(key).encode())])
 
@@ -206,25 +242,8 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
             else:
                 lim = laws[mg].bias - laws[mp].bias
                 lim_se = np.sqrt(laws[mg].se_bias ** 2 + laws[mp].se_bias ** 2)
-            per_n = {}
-            for n in sizes:
-                if (fam, mg, n) not in U or (fam, mp, n) not in U:
-                    continue
-                d = (U[(fam, mg, n)] - U[(fam, mp, n)]).dropna()
-                per_n[n] = (d.mean().to_numpy(), d.std(ddof=1).to_numpy() / math.sqrt(len(d)),
-                            len(d), list(d.columns))
-            if n1 not in per_n or n2 not in per_n:
-                continue
-            (m1, s1, _, par), (m2, s2, R2, _) = per_n[n1], per_n[n2]
-            ext = w1 * m1 + w2 * m2
-            se = np.sqrt((w1 * s1) ** 2 + (w2 * s2) ** 2 + lim_se**2)
-            for j, p in enumerate(par):
-                row = {"family": fam, "penalty": pen, "param": p, "limit": lim[j],
-                       "limit_se": lim_se[j], "ext": ext[j], "se_ext": se[j],
-                       "z": (ext[j] - lim[j]) / se[j] if se[j] > 0 else 0.0, "R": R2}
-                for n, (m, s, _, _) in per_n.items():
-                    row[f"d{n}"], row[f"s{n}"] = m[j], s[j]
-                diffs.append(row)
+            diffs += paired_rows(U, fam, mg, mp, sizes, (w1, w2), lim, lim_se,
+                                 {"family": fam, "penalty": pen})
     meta = {"sizes": [int(n) for n in sizes], "rate": RATE, "fwer": FWER, "n_law": N_LAW,
             "law_seed": LAW_SEED, "scad_lam0": SCAD_LAM0, "scad_a": SCAD_A, "lr_r": LR_R,
             "provenance": gfgsm.report.provenance(store),
@@ -258,9 +277,7 @@ def judge(s: gfgsm.report.Summaries) -> dict[str, Any]:
 
 
 def _figure(s: gfgsm.report.Summaries, figures: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    gfgsm.report.style()
     import matplotlib.pyplot as plt
 
     d = s["diffs"]
@@ -277,7 +294,8 @@ def _figure(s: gfgsm.report.Summaries, figures: Path) -> Path:
                 col = f"C{c}"
                 ns = [n for n in sizes if f"d{n}" in r and pd.notna(r[f"d{n}"])]
                 ax.errorbar(ns, [r[f"d{n}"] for n in ns], yerr=[2 * r[f"s{n}"] for n in ns],
-                            marker="o", color=col, label=r.param, capsize=3)
+                            marker=gfgsm.report.MARKERS[c], ls=(0, gfgsm.report.DASHES[c]),
+                            color=col, label=r.param, capsize=3)
                 ax.axhline(r.limit, color=col, ls="--", lw=1)
             ax.set_xscale("log")
             ax.set_title(f"{fam}, {pen.upper() if pen == 'scad' else 'lr (r = 0.5)'}")
@@ -286,11 +304,7 @@ def _figure(s: gfgsm.report.Summaries, figures: Path) -> Path:
     for ax in axes[-1]:
         ax.set_xlabel("n")
     fig.tight_layout()
-    figures.mkdir(parents=True, exist_ok=True)
-    path = figures / "oracle_paired.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return gfgsm.report.save_figure(fig, figures, "oracle_paired")
 
 
 def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:

@@ -39,8 +39,8 @@ replications, n to 16000) about 10 minutes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,9 @@ from gfgsm.schemes import get_scheme
 from gfgsm.theory import quantities
 
 from ._format import fmt_estimate
+from .limit_law import _richardson
 from .limit_law import make_dgp as _limit_law_dgp
-from .oracle import _U
+from .oracle import _U, paired_rows
 
 FWER = 0.05
 FAMILIES = ["binomial", "gaussian"]
@@ -98,11 +99,17 @@ STUDY = Study(
 )
 
 
+@cache
+def _quantities(fam: str) -> Any:
+    """``quantities`` of the family's DGP, once per family (every scheme shares them)."""
+    return quantities(make_dgp({"family": fam}), seed=0)
+
+
 def prediction(fam: str, scheme: str, params: tuple[tuple[str, Any], ...],
                lam0: float = 1.0) -> tuple[np.ndarray, float]:
     """``lam0 P(beta0) I^-1 V`` and ``P(beta0)`` for the family's DGP (s.5, consequence 3)."""
     dgp = make_dgp({"family": fam})
-    q = quantities(dgp, seed=0)
+    q = _quantities(fam)
     pen = get_scheme(scheme, **dict(params)).induced_penalty
     P = float(np.asarray(pen.value(np.asarray(dgp.coef, dtype=float)[None, :], 1.0))[0])
     return lam0 * P * np.linalg.solve(np.asarray(q.I), np.asarray(q.V)), P
@@ -114,33 +121,13 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
     sizes = sorted({k[2] for k in U})
     if len(sizes) < 2:
         raise ValueError(f"schemes needs two sample sizes, got {sizes}")
-    n1, n2 = sizes[-2], sizes[-1]
-    r1, r2 = math.sqrt(n1), math.sqrt(n2)
-    w1, w2 = -r1 / (r2 - r1), r2 / (r2 - r1)
+    weights = _richardson(sizes[-2], sizes[-1])
     rows = []
     for fam in sorted({k[0] for k in U}):
         for label, sch, par in SCHEMES:
             lim, P = prediction(fam, sch, par)
-            per_n = {}
-            for n in sizes:
-                a, b = U.get((fam, f"G-FGSM {label}", n)), U.get((fam, f"PL {label}", n))
-                if a is None or b is None:
-                    continue
-                d = (a - b).dropna()
-                per_n[n] = (d.mean().to_numpy(), d.std(ddof=1).to_numpy() / math.sqrt(len(d)),
-                            len(d), list(d.columns))
-            if n1 not in per_n or n2 not in per_n:
-                continue
-            (m1, s1, _, cols), (m2, s2, R2, _) = per_n[n1], per_n[n2]
-            ext = w1 * m1 + w2 * m2
-            se = np.sqrt((w1 * s1) ** 2 + (w2 * s2) ** 2)
-            for j, p in enumerate(cols):
-                row = {"family": fam, "scheme": label, "P(beta0)": P, "param": p,
-                       "limit": lim[j], "ext": ext[j], "se_ext": se[j],
-                       "z": (ext[j] - lim[j]) / se[j], "R": R2}
-                for n, (m, s, _, _) in per_n.items():
-                    row[f"d{n}"], row[f"s{n}"] = m[j], s[j]
-                rows.append(row)
+            rows += paired_rows(U, fam, f"G-FGSM {label}", f"PL {label}", sizes, weights, lim,
+                                None, {"family": fam, "scheme": label, "P(beta0)": P})
     meta = {"sizes": [int(n) for n in sizes], "fwer": FWER,
             "provenance": gfgsm.report.provenance(store),
             "preset": gfgsm.report.store_manifest(store)["preset"]}
@@ -148,9 +135,7 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
 
 
 def _figure(s: gfgsm.report.Summaries, figures: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    gfgsm.report.style()
     import matplotlib.pyplot as plt
 
     d = s["diffs"]
@@ -161,7 +146,8 @@ def _figure(s: gfgsm.report.Summaries, figures: Path) -> Path:
         t = d[d.family == fam]
         ax.errorbar(t.limit, t.ext, yerr=2 * t.se_ext, fmt="none", ecolor="0.6", capsize=2)
         for c, (label, g) in enumerate(t.groupby("scheme", sort=False)):
-            ax.scatter(g.limit, g.ext, color=f"C{c}", label=label, zorder=3)
+            ax.scatter(g.limit, g.ext, color=f"C{c}", marker=gfgsm.report.MARKERS[c],
+                       label=label, zorder=3)
             ax.scatter(g.limit, g[f"d{n2}"], color=f"C{c}", marker="x", zorder=3)
         lo = min(t.limit.min(), t.ext.min()) - 0.05
         hi = max(t.limit.max(), t.ext.max()) + 0.05
@@ -171,11 +157,7 @@ def _figure(s: gfgsm.report.Summaries, figures: Path) -> Path:
         ax.set_ylabel(f"paired difference (dots: extrapolated; x: n = {n2})")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    figures.mkdir(parents=True, exist_ok=True)
-    path = figures / "schemes_paired.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return gfgsm.report.save_figure(fig, figures, "schemes_paired")
 
 
 def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
