@@ -194,13 +194,14 @@ def stage_generator(dev: str, sizes: dict[str, int]) -> dict[str, Any]:
         }
         if _fused.available(xp):
             # the array code (the reference) on the same device: the kernels' gain
+            kernel = s.child(9).normal((m,))
             _fused.ENABLED = False
             try:
                 res["uniform, array code"] = N / _timed(lambda s=s, m=m: s.uniform((m,)),
                                                         backend)
                 res["normal, array code"] = N / _timed(lambda s=s, m=m: s.normal((m,)),
                                                        backend)
-                same = _diff_count(s.child(9).normal((m,)), _fused_on(s.child(9), m))
+                same = _diff_count(s.child(9).normal((m,)), kernel)
             finally:
                 _fused.ENABLED = True
             res["normal, kernel vs array code on the device: differing"] = same
@@ -208,14 +209,6 @@ def stage_generator(dev: str, sizes: dict[str, int]) -> dict[str, Any]:
     out["numpy_default_rng_normal"] = float(N / _timed(
         lambda: np.random.default_rng(0).standard_normal(N), "numpy"))
     return out
-
-
-def _fused_on(s: Any, m: int) -> Any:
-    _fused.ENABLED = True
-    try:
-        return s.normal((m,))
-    finally:
-        _fused.ENABLED = False
 
 
 def stage_engine(dev: str, sizes: dict[str, int]) -> dict[str, Any]:

@@ -272,10 +272,11 @@ def plug_in(fit: BatchFit, X: Any, y: Any, theta_h: Any, theta_t: Any, zero: Any
     eta = _eta(xp, Xt, th)
     w = fam.d2loss(ya, eta)
     phi = xp.where(ok, scale, 1.0)
-    sw = _residual_sign(fit, fam, ya, eta, xp) * w
+    resid = ya - fam.mean(eta)
+    sw = _residual_sign(fit, fam, ya, eta, resid, xp) * w
     I = _gram(xp, Xt, w) / phi[:, None, None]  # noqa: E741
     V = _xty(xp, Xt, sw) / phi[:, None]
-    D = xp.mean(xp.abs(ya - fam.mean(eta)), axis=-1) / phi
+    D = xp.mean(xp.abs(resid), axis=-1) / phi
     lam = asarray(fit.lam, xp)
     lam0 = (lam if lam.ndim else xp.full((int(theta_h.shape[0]),), lam)) * math.sqrt(n)
     gfgsm = fit.method == "gfgsm"
@@ -296,7 +297,7 @@ def plug_in(fit: BatchFit, X: Any, y: Any, theta_h: Any, theta_t: Any, zero: Any
 _KINK_TOL = 1e-9
 
 
-def _residual_sign(fit: BatchFit, fam: Any, ya: Any, eta: Any, xp: Any) -> Any:
+def _residual_sign(fit: BatchFit, fam: Any, ya: Any, eta: Any, resid: Any, xp: Any) -> Any:
     """``sign(y_i - mu_i)`` for ``V_hat``, 0 on the kink rows of a kinked objective.
 
     At the exact KKT point of the exact worst case (gaussian, poisson) up to p + 1 rows sit
@@ -308,8 +309,7 @@ def _residual_sign(fit: BatchFit, fam: Any, ya: Any, eta: Any, xp: Any) -> Any:
     s = fam.residual_sign(ya, eta)
     if "smooth" not in fit.info:  # a smooth objective: no kink rows
         return s
-    r = ya - fam.mean(eta)
-    return xp.where(xp.abs(r) <= _KINK_TOL * (1.0 + xp.abs(ya)), 0.0, s)
+    return xp.where(xp.abs(resid) <= _KINK_TOL * (1.0 + xp.abs(ya)), 0.0, s)
 
 
 def _limit_draws(fit: BatchFit, X: Any, y: Any, fit_intercept: bool, theta_h: Any,

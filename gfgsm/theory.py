@@ -454,7 +454,7 @@ class LimitLaw:
     method: str
     penalty: str
     lam0: float
-    r: float
+    r: float  # the penalty's parameter: 1 (l1), r (lr), a (SCAD) or gamma (MCP)
     theta0: np.ndarray
     zero: np.ndarray
     quantities: Quantities
@@ -471,9 +471,10 @@ class LimitLaw:
 
     def lam_n(self, n: int) -> float:
         """The level at sample size ``n``: ``lam0 / sqrt(n)`` (l1), ``lam0 n^(r/2 - 1)`` (lr),
-        ``lam0 n^(-1/4)`` (SCAD, MCP; stored as ``r = 3/2``)."""
+        ``lam0 n^(-1/4)`` (SCAD, MCP)."""
         n = positive_int("n", n)
-        return self.lam0 * (n ** (self.r / 2.0 - 1.0))
+        exponent = -0.25 if self.penalty in ("scad", "mcp") else self.r / 2.0 - 1.0
+        return self.lam0 * (n ** exponent)
 
     def at_n(self, n: int) -> FiniteSampleLaw:
         """Predicted law of ``theta_hat`` at sample size ``n``."""
@@ -623,7 +624,7 @@ def _oracle_law(dgp: DGP, lam0: float, method: str, penalty: str, a: float | Non
     cov = np.zeros((theta0.size, theta0.size))
     cov[np.ix_(S, S)] = ISS_inv
     nan = np.full(theta0.size, np.nan)
-    return LimitLaw(method=method, penalty=penalty, lam0=lam0, r=1.5, theta0=theta0, zero=zero,
+    return LimitLaw(method=method, penalty=penalty, lam0=lam0, r=k_a, theta0=theta0, zero=zero,
                     quantities=q, pen_level=np.inf, lin=lin, bias=bias, cov=cov,
                     se_bias=np.zeros_like(theta0), se_cov=np.zeros_like(cov),
                     prob_zero=np.where(zero, 1.0, nan), se_prob_zero=np.where(zero, 0.0, nan),
