@@ -196,3 +196,14 @@ def test_summarize_a_hook_study(tmp_path):
     assert "train_loss" in text and "sign" in text
     with pytest.raises(ValueError, match="no measure columns"):
         means_frame(df, ["accuracy"])
+
+
+def test_excluded_cells_leave_the_hook_draws_of_the_others_unchanged():
+    """A hook draws from the condition's place in the whole grid (``Study.seed_indices``)."""
+    cut = dataclasses.replace(TOY, presets={**TOY.presets,
+                                            "quick": Preset(reps=5, exclude=({"n": 40},))})
+    assert cut.conditions("quick") == [{"n": 80}] and cut.seed_indices("quick") == [1]
+    a = compute_chunk(cut, "quick", 0, 0, 3)
+    b = compute_chunk(TOY, "quick", 1, 0, 3)
+    pd.testing.assert_frame_equal(a.drop(columns="condition"), b.drop(columns="condition"),
+                                  check_exact=True)

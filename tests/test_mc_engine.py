@@ -230,3 +230,47 @@ def test_bitwise_across_executors_where_blas_would_thread(tmp_path, monkeypatch)
     with threadpool_limits(1):
         one = spec._population_D("k", dgp)
     assert one == two
+
+
+def test_automatic_chunks_follow_each_conditions_size(tmp_path, reference):
+    """Without ``chunk_size`` each condition's chunks hold as many replications as the memory
+    budget allows for its own n (larger n, smaller chunks); the numbers do not change."""
+    study = get_study(SMOKE)
+    conds = study.conditions("quick")
+    n_small, n_large = min(c["n"] for c in conds), max(c["n"] for c in conds)
+    assert n_small < n_large
+    # a budget that holds 7 replications of the largest condition (the runner's bytes per
+    # observation x column of one replication: 96)
+    p = study.make_dgp(conds[0]).design.p
+    budget = 7 * n_large * (p + 2) * 96
+    out = run(SMOKE, "quick", tmp_path / "auto", memory_budget=budget, progress=False)
+    pd.testing.assert_frame_equal(load(out), reference, check_exact=True)
+    size = {}
+    for f in (out / "chunks").glob("*.done"):
+        c, rng = f.stem.split("_")
+        start, stop = (int(v) for v in rng[1:].split("-"))
+        if start == 0:
+            size[int(c[1:])] = stop
+    reps = study.preset("quick").reps
+    large = [c for c, d in enumerate(conds) if d["n"] == n_large]
+    small = [c for c, d in enumerate(conds) if d["n"] == n_small]
+    assert all(size[c] == min(7, reps) for c in large)
+    assert all(size[c] == min(reps, 7 * n_large // n_small) > size[large[0]] for c in small)
+    assert load(out).groupby("condition")["rep"].nunique().eq(reps).all()
+    runs = __import__("json").loads((out / "runs.json").read_text())
+    assert runs[-1]["chunk_sizes"] == [size[c] for c in range(len(conds))]
+
+
+def test_resume_keeps_the_chunks_a_store_has(tmp_path, reference):
+    """A store begun with another chunk size is resumed in its own chunks (new chunks that
+    overlapped finished ones would count replications twice)."""
+    out = tmp_path / "mixed"
+    run(SMOKE, "quick", out, chunk_size=3, progress=False)
+    chunks = sorted((out / "chunks").glob("*.parquet"))
+    for f in chunks[1::2]:  # a killed run: every condition lacks some of its chunks
+        if not f.stem.endswith("_r0000000-0000003"):
+            f.unlink()
+            f.with_suffix(".done").unlink()
+    run(SMOKE, "quick", out, progress=False)  # automatic chunks would be larger than 3
+    pd.testing.assert_frame_equal(load(out), reference, check_exact=True)
+    assert sorted((out / "chunks").glob("*.parquet")) == chunks

@@ -114,3 +114,50 @@ def test_network_study_runs_on_the_array_backend():
     b = compute_chunk(study, "quick", 0, 0, 2, backend="array_api_strict")
     np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=0, atol=1e-12)
     assert (a["status"] == b["status"]).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Preset.exclude: cells of the grid left out, the others' data unchanged
+# --------------------------------------------------------------------------------------------
+def _excluding(*cells):
+    quick = STUDY.preset("quick")
+    return replace(STUDY, presets={**STUDY.presets, "quick": replace(quick, exclude=cells)})
+
+
+def test_exclude_drops_matching_cells_and_keeps_the_seeds_of_the_rest():
+    whole = STUDY.conditions("quick")
+    fam = whole[0]["family"]
+    cut = _excluding({"family": fam, "lam0": 2.0})
+    kept = cut.conditions("quick")
+    assert len(kept) == len(whole) - sum(c["family"] == fam and c["lam0"] == 2.0 for c in whole)
+    assert all(not (c["family"] == fam and c["lam0"] == 2.0) for c in kept)
+    idx = cut.seed_indices("quick")
+    assert [whole[i] for i in idx] == kept
+    assert STUDY.seed_indices("quick") == list(range(len(whole)))
+    # a kept condition's rows are the same bits as in the whole grid (its seed index), only
+    # its position ("condition") changes
+    c_new = next(k for k, i in enumerate(idx) if i != k)
+    a = compute_chunk(cut, "quick", c_new, 0, 3)
+    b = compute_chunk(STUDY, "quick", idx[c_new], 0, 3)
+    assert (a["condition"] == c_new).all() and (b["condition"] == idx[c_new]).all()
+    pd.testing.assert_frame_equal(a.drop(columns="condition"), b.drop(columns="condition"),
+                                  check_exact=True)
+
+
+def test_exclude_changes_the_hash_only_when_it_excludes_something():
+    assert _excluding().hash("quick") == STUDY.hash("quick")
+    fam = STUDY.conditions("quick")[0]["family"]
+    assert _excluding({"family": fam}).hash("quick") != STUDY.hash("quick")
+
+
+@pytest.mark.parametrize("bad", [{"family": "binomial"}, ({},), ("family",)])
+def test_exclude_refuses_bad_input(bad):
+    from gfgsm.mc.spec import Preset
+
+    with pytest.raises(ValueError, match="exclude"):
+        Preset(reps=2, exclude=bad)
+
+
+def test_exclude_refuses_unknown_factors():
+    with pytest.raises(ValueError, match="unknown factors"):
+        _excluding({"colour": "red"}).conditions("quick")

@@ -125,10 +125,21 @@ class Preset:
     reps: int
     factors: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     description: str = ""
+    #: Cells of the grid left out: a condition is dropped when it matches every factor value of
+    #: any one mapping (e.g. ``{"family": "poisson", "n": 25600}``), so that a factor can run
+    #: further for the levels of another factor that need it.  The conditions kept draw from
+    #: the seeds of their places in the whole grid, so that excluding cells does not change
+    #: the data of the others.
+    exclude: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.reps, bool) or not isinstance(self.reps, int) or self.reps < 1:
             raise ValueError(f"replications must be a positive integer, got {self.reps!r}")
+        if isinstance(self.exclude, Mapping) or not all(
+                isinstance(e, Mapping) and e for e in self.exclude):
+            raise ValueError("exclude must be a sequence of non-empty mappings factor -> value, "
+                             f"got {self.exclude!r}")
+        object.__setattr__(self, "exclude", tuple(dict(e) for e in self.exclude))
 
 
 @dataclass(frozen=True)
@@ -185,11 +196,29 @@ class Study:
         return self.presets[name]
 
     def conditions(self, preset: str) -> list[dict[str, Any]]:
-        """The factorial grid of the preset: a list of condition dicts, in a fixed order."""
-        grid = {**dict(self.factors), **dict(self.preset(preset).factors)}
+        """The factorial grid of the preset, less its excluded cells (:class:`Preset`): a list
+        of condition dicts, in a fixed order."""
+        return [c for _, c in self._kept(preset)]
+
+    def seed_indices(self, preset: str) -> list[int]:
+        """Per condition of :meth:`conditions`, its place in the whole factorial grid: the index
+        its random numbers are drawn from (:mod:`gfgsm.mc.seeds`).  Equal to the position when
+        the preset excludes nothing."""
+        return [i for i, _ in self._kept(preset)]
+
+    def _kept(self, preset: str) -> list[tuple[int, dict[str, Any]]]:
+        pre = self.preset(preset)
+        grid = {**dict(self.factors), **dict(pre.factors)}
         keys = list(grid)
-        return [dict(zip(keys, values, strict=True)) for values in
-                itertools.product(*(list(grid[k]) for k in keys))]
+        for e in pre.exclude:
+            unknown = set(e) - set(keys)
+            if unknown:
+                raise ValueError(f"study {self.name!r}, preset {preset!r}: exclude names "
+                                 f"unknown factors {sorted(unknown)}; factors: {keys}")
+        whole = [dict(zip(keys, values, strict=True)) for values in
+                 itertools.product(*(list(grid[k]) for k in keys))]
+        return [(i, c) for i, c in enumerate(whole)
+                if not any(all(c[k] == v for k, v in e.items()) for e in pre.exclude)]
 
     def definition(self, preset: str) -> dict[str, Any]:
         """The canonical JSON-able definition under ``preset`` (what the hash covers)."""
@@ -203,8 +232,10 @@ class Study:
             "reps": self.preset(preset).reps,
             "seed": self.seed,
             "factors": list(conds[0]) if conds else [],
-            "conditions": [{"condition": _jsonable(c), "dgp": repr(self.make_dgp(c))}
-                           for c in conds],
+            "conditions": [{"condition": _jsonable(c), "dgp": repr(self.make_dgp(c)),
+                            # recorded only where cells are excluded (existing hashes stay)
+                            **({"seed_index": i} if self.preset(preset).exclude else {})}
+                           for i, c in zip(self.seed_indices(preset), conds, strict=True)],
             "methods": [m.to_json() for m in self.methods],
             "measures": list(self.measures),
             **({"compute": f"{self.compute.__module__}.{self.compute.__qualname__}"}
