@@ -307,6 +307,26 @@ def test_bootstrap_of_a_problem_does_not_depend_on_its_batch():
     np.testing.assert_allclose(np.asarray(part.upper), np.asarray(full.upper)[k], atol=1e-12)
 
 
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+def test_bootstrap_does_not_depend_on_its_block_size(monkeypatch, family):
+    """The refits are fitted in blocks of problems (one per block on the host, many on a
+    GPU); the intervals are the same whatever the blocking (1e-12: the same refits, in
+    batches of other shapes, so BLAS may sum in another order)."""
+    import gfgsm.intervals as iv
+
+    n, R, B = 200, 5, 19
+    X, y = data(family, n, R, seed=4)
+    fit = gfgsm_fit(family, X, y)
+    out = []
+    for cells in (1, B * n * 5 * 2, 10**9):  # 1, 2 and all 5 problems per block
+        monkeypatch.setitem(iv._BLOCK_CELLS, "host", cells)
+        out.append(conf_int(fit, X, y, method="bootstrap", B=B, stream=stream_for(3, R, np)))
+    for ci in out[1:]:
+        np.testing.assert_allclose(np.asarray(ci.lower), np.asarray(out[0].lower), atol=1e-12)
+        np.testing.assert_allclose(np.asarray(ci.upper), np.asarray(out[0].upper), atol=1e-12)
+    assert np.isfinite(np.asarray(out[0].lower)).all()
+
+
 # --------------------------------------------------------------------------------------------
 # coverage (Monte Carlo, fixed seeds)
 # --------------------------------------------------------------------------------------------
