@@ -55,21 +55,24 @@ Where the asymptotic term dominates (the ``full`` preset's design)
     2026-11-26) confirmed it: the binomial G-FGSM fits still zeroed 0.90 of the 3 true-nonzero
     slopes per replication at n = 3200, 0.10 at 6400 and none at 12800; its slope over
     3200-12800 was -0.205 (-0.25 between 6400 and 12800), poisson and gaussian -0.27 and -0.25.
-    So the decision window (the three largest n) must start near ``n*`` of binomial: the full
-    grid runs to 25600 (window 6400-25600), with 1000 replications to stay within the budget
-    (the root-n slopes' CIs were +-0.015 at 2000 replications, about +-0.02 now).
+    So the decision window (the three largest n of each family) must start near that
+    family's ``n*``: binomial runs to 25600 (window 6400-25600); poisson and gaussian stop at
+    6400 (window 1600-6400, 3.6 and 21 times their ``n*``), which the ``full`` preset says with
+    :class:`~gfgsm.mc.spec.Preset`'s ``exclude`` (the cells kept draw the same data as in the
+    whole grid).  The previous full store, with every family to 25600, showed that the larger
+    n add nothing for them: their slopes over 6400-25600 were -0.27 and -0.25 (``n^(-1/4)``,
+    G-FGSM and PL), -0.48 to -0.50 (root-n) and -0.01 to 0.00 (fixed); over 1600-6400 the same
+    replications give -0.28 to -0.25, -0.49 to -0.51 and -0.01 to -0.02: the same verdicts;
+    the cells now excluded took 2876 of the 3863 CPU-s that preset spent.  1000 replications
+    per cell give root-n slope CIs of about +-0.02.
 
-Cost (measured as CPU time per replication, summed over the grid; the machine has 2 cores):
-the quick preset (5 sample sizes, 400 replications) needs 0.16 CPU-s per replication, about
-60 CPU-s, i.e. 35-40 s of wall time on 2 idle workers plus a few seconds for the section (it
-took 76 s with the machine shared by other jobs).  The previous full preset (8 sample sizes
-to 12800, 2000 replications) needed about 1.3 CPU-s per replication (n = 12800 alone 0.63:
-poisson 0.28, gaussian 0.30, binomial 0.05; G-FGSM dominates); it ran in 24 min 39 s on 2
-worker processes (2026-11-26, the machine shared with other jobs).  The current one adds
-n = 25600 (about 1.26 CPU-s per replication more) and halves the replications: about 2600
-CPU-s estimated; measured, 3870 s of wall time on one worker process while the machine ran
-other jobs (2026-11-26), so at most about 32 minutes on 2 cores.  At n = 25600 a chunk of
-the default 256 MB memory budget holds about 150 replications.
+Cost (CPU time per replication summed over the grid; the machine has 2 cores): the quick
+preset (5 sample sizes, 400 replications) needs 0.16 CPU-s per replication, about 60 CPU-s,
+i.e. 35-40 s of wall time on 2 idle workers plus a few seconds for the section.  The full
+preset is dominated by binomial at n = 25600 and poisson and gaussian at 6400; its measured
+wall time is in the README (with the other studies': the budget is 90 minutes for all GLM
+studies on 2 cores).  At n = 25600 a chunk of the default 256 MB memory budget holds about
+150 replications.
 """
 
 from __future__ import annotations
@@ -140,9 +143,10 @@ STUDY = Study(
     presets={
         "quick": Preset(reps=400, description="about 40 s on 2 idle cores"),
         "full": Preset(reps=1000, factors={"n": [100 * 2 ** k for k in range(9)]},
-                       description="n to 25600 (module docstring); measured 3870 s on one "
-                                   "worker of a shared machine: at most about 32 minutes on 2 "
-                                   "cores"),
+                       exclude=tuple({"family": f, "n": n} for f in ("poisson", "gaussian")
+                                     for n in (12800, 25600)),
+                       description="n to 25600 for binomial, to 6400 for poisson and "
+                                   "gaussian (module docstring)"),
     },
 )
 
@@ -172,8 +176,22 @@ def whole_vector_performance(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _largest(perf: pd.DataFrame, k: int) -> pd.DataFrame:
-    ns = sorted(perf["n"].unique())[-k:]
-    return perf[perf["n"].isin(ns)]
+    """The rows at the ``k`` largest ``n`` of each family (the grids may differ by family)."""
+    keep = perf.groupby("family")["n"].transform(
+        lambda n: n.isin(sorted(n.unique())[-k:]))
+    return perf[keep.astype(bool)]
+
+
+def _n_ranges(pts: pd.DataFrame) -> dict[str, str]:
+    return {f: f"{int(g['n'].min())}-{int(g['n'].max())}" for f, g in pts.groupby("family")}
+
+
+def _window_text(slopes: pd.DataFrame) -> str:
+    """The decision window: one range, or one per family where their grids differ."""
+    per = dict(zip(slopes["family"], slopes["n_range"], strict=False))
+    if len(set(per.values())) == 1:
+        return next(iter(per.values()))
+    return ", ".join(f"{r} ({f})" for f, r in sorted(per.items()))
 
 
 def slope_table(perf: pd.DataFrame, points: int | None = LOCAL_POINTS) -> pd.DataFrame:
@@ -184,12 +202,19 @@ def slope_table(perf: pd.DataFrame, points: int | None = LOCAL_POINTS) -> pd.Dat
     out = rate_fit(pts, x="n", y="rmse", by=("family", "method", "param"))
     out["estimator"] = out["method"].map(lambda m: METHOD_INFO[m][0])
     out["rule"] = out["method"].map(lambda m: METHOD_INFO[m][1])
-    out["n_range"] = f"{int(pts['n'].min())}-{int(pts['n'].max())}"
+    out["n_range"] = out["family"].map(_n_ranges(pts))
     scaled = out["lof_p"] < LOF_ALPHA
     out["ci_type"] = np.where(scaled, "scaled", "plain")
     out["lo"] = np.where(scaled, out["slope_ci_scaled_low"], out["ci_low"])
     out["hi"] = np.where(scaled, out["slope_ci_scaled_high"], out["ci_high"])
     return out
+
+
+def _largest_n_text(sel: pd.DataFrame, n_max: int) -> str:
+    per = sel.groupby("family")["n"].max()
+    if per.nunique() <= 1:
+        return f"n = {n_max}"
+    return ", ".join(f"{f} {int(v)}" for f, v in per.items())
 
 
 def judge(row: pd.Series, window: tuple[float, float] = SLOW_WINDOW) -> bool:
@@ -331,7 +356,7 @@ def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
     slopes_all["agrees"] = slopes_all.apply(judge, axis=1, window=window_bounds)
     all_agree = bool(slopes["agrees"].all())
     ns = sorted(int(v) for v in whole["n"].unique())
-    window = slopes["n_range"].iloc[0]
+    window = _window_text(slopes)
 
     # ---- verdict, from the numbers
     def span(rule: str) -> str:
@@ -404,7 +429,7 @@ def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
     # ---- diagnostic for the n^(-1/4) rule: true-nonzero slopes set exactly to zero
     n_max = ns[-1]
     sel = s["selection"]
-    sel = sel[(sel["n"] == n_max)
+    sel = sel[(sel["n"] == sel.groupby("family")["n"].transform("max"))
               & (sel["method"].map(lambda m: METHOD_INFO[m][1]) == "slow")]
     zero_txt = "; ".join(
         f"{r.family} {METHOD_INFO[r.method][0]} "
@@ -427,7 +452,8 @@ def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
         "the local slope reaches -1/4 only once the bias is linear in lam (small lam_n) and "
         "dominates the SD; while lam_n is large enough to set true-nonzero slopes exactly to "
         "zero the bias is pinned and the curve is flatter. Under lam0 n^(-1/4) at "
-        f"n = {n_max}, the mean number of the {nonzero_count} true-nonzero slopes estimated "
+        f"each family's largest n ({_largest_n_text(sel, n_max)}), the mean number of the "
+        f"{nonzero_count} true-nonzero slopes estimated "
         f"exactly 0 (MCSE) is: {zero_txt}. The section agrees when every rule holds for "
         "every family and estimator. The fits over all n are reported beside them: at "
         f"n = {ns[0]} higher-order terms bend the curves (see the all-n lack-of-fit "
