@@ -238,9 +238,48 @@ STUDY = Study(
 )
 
 
+#: A follow-up of the full preset's rule-2 result (module docstring, "Binomial bootstrap at
+#: the fixed slopes"): binomial at h = 0, every replication bootstrapped, n to 16000.  Run it
+#: with ``gfgsm run simulations/coverage.py:FOLLOWUP --preset full``; read it with
+#: :func:`followup_table`.
+FOLLOWUP = Study(
+    name="coverage_followup",
+    aims="Coverage of the binomial limit-law and bootstrap intervals at fixed slopes as n "
+         "grows (the full coverage study's rule 2).",
+    factors={"family": ["binomial"], "n": [1000, 4000, 16000], "h": [0.0], "lam0": [1.0],
+             "B": [39], "boot_reps": [400]},
+    make_dgp=make_dgp,
+    methods=METHODS,
+    presets={"quick": Preset(reps=40, factors={"n": [1000], "boot_reps": [40]}),
+             "full": Preset(reps=400, description="3 conditions x 400 replications, all "
+                                                  "bootstrapped (B = 39)")},
+    estimands="theta0 = (intercept, beta1, beta2 = 0, beta3); coverage of each interval",
+    measures=("coverage",),
+    compute=compute,
+    chunk_size=25,
+    compute_draws="stream",
+)
+
+
 # --------------------------------------------------------------------------------------------
 # analysis
 # --------------------------------------------------------------------------------------------
+def followup_table(store: Path) -> pd.DataFrame:
+    """Coverage (MCSE) of the limit-law and bootstrap intervals per n in a :data:`FOLLOWUP`
+    store: per fixed slope, and pooled over both (``param = "fixed, pooled"``)."""
+    df = gfgsm.mc.load(store)
+    df = df[df["interval"].isin(["limit", "bootstrap"]) & df["param"].isin(FIXED)]
+    cover = (df["ci_lower"] <= df["true"]) & (df["true"] <= df["ci_upper"])
+    df = df.assign(cover=cover.astype(float))
+    rows = []
+    for keys, g in [*df.groupby(["interval", "n", "param"]),
+                    *(((*k, "fixed, pooled"), g) for k, g in df.groupby(["interval", "n"]))]:
+        c, m = float(g["cover"].mean()), len(g)
+        rows.append({"interval": keys[0], "n": int(keys[1]), "param": keys[2], "coverage": c,
+                     "mcse": math.sqrt(c * (1 - c) / m), "n_ci": m})
+    return pd.DataFrame(rows).sort_values(["interval", "param", "n"]).reset_index(drop=True)
+
+
 
 
 def measures(df: pd.DataFrame) -> pd.DataFrame:
@@ -334,12 +373,52 @@ def summarise(store: Path, study: Study = STUDY) -> gfgsm.report.Summaries:
     d = df[(df.interval == "limit") & (df.param != "intercept")]
     declared = (d.groupby(["family", "n", "h", "param"], sort=False).declared_zero.mean()
                 .reset_index())
-    return gfgsm.report.Summaries(
-        tables={"perf": measures(df), "declared": declared},
-        meta={"provenance": gfgsm.report.provenance(store),
-              "preset": gfgsm.report.store_manifest(store)["preset"], "B": int(df.B.iloc[0]),
-              "boot_reps": int(df.boot_reps.iloc[0])},
-    )
+    preset = gfgsm.report.store_manifest(store)["preset"]
+    tables = {"perf": measures(df), "declared": declared}
+    meta = {"provenance": gfgsm.report.provenance(store), "preset": preset,
+            "B": int(df.B.iloc[0]), "boot_reps": int(df.boot_reps.iloc[0])}
+    follow = Path(store).parent / f"{FOLLOWUP.name}-{preset}"
+    if preset == "full" and (follow / "manifest.json").exists():
+        tables["followup"] = followup_table(follow)
+        meta["followup_provenance"] = gfgsm.report.provenance(follow)
+    return gfgsm.report.Summaries(tables=tables, meta=meta)
+
+
+def pooled_fixed(perf: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of the limit and bootstrap intervals at the fixed slopes, pooled over ``h``
+    and both slopes per (family, n, interval), with its MCSE (independent replications)."""
+    d = perf[perf.param.isin(FIXED) & perf.interval.isin(["limit", "bootstrap"])]
+    g = d.assign(hits=d.coverage * d.n_ci).groupby(["family", "interval", "n"])
+    out = g.agg(hits=("hits", "sum"), n_ci=("n_ci", "sum")).reset_index()
+    out["coverage"] = out.hits / out.n_ci
+    out["mcse"] = np.sqrt(out.coverage * (1 - out.coverage) / out.n_ci)
+    return out.drop(columns="hits")
+
+
+def _rule2_trend(perf: pd.DataFrame, bad: pd.DataFrame, follow: pd.DataFrame | None) -> str:
+    """The numbers behind a rule-2 failure: the pooled fixed-slope coverage of the failing
+    (family, interval) pairs as n grows, and the follow-up to larger n where it was run."""
+    pooled = pooled_fixed(perf)
+    keys = sorted({(r.family, r.interval) for r in bad.itertuples()})
+    fams = sorted({f for f, _ in keys})
+    parts = []
+    for fam in fams:
+        for iv in ("limit", "bootstrap"):
+            t = pooled[(pooled.family == fam) & (pooled.interval == iv)].sort_values("n")
+            parts.append(f"{fam} {iv} " + ", ".join(
+                f"{fmt_estimate(r.coverage, r.mcse)}" for r in t.itertuples())
+                + " at n = " + ", ".join(str(int(v)) for v in t.n))
+    text = ("Pooled over h and the fixed slopes, the coverage of the families with cells "
+            "outside is: " + "; ".join(parts) + ".")
+    if follow is not None and len(follow):
+        f = follow[follow.param == "fixed, pooled"].sort_values(["interval", "n"])
+        text += (" The binomial follow-up (h = 0, every replication bootstrapped; "
+                 "simulations/coverage.py FOLLOWUP) gives " + "; ".join(
+                     f"{iv} " + ", ".join(fmt_estimate(r.coverage, r.mcse)
+                                          for r in g.itertuples())
+                     + " at n = " + ", ".join(str(int(v)) for v in g.n)
+                     for iv, g in f.groupby("interval")) + ".")
+    return text
 
 
 def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
@@ -409,6 +488,8 @@ def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
             detail = (f" ({len(r['bad'])} of {r['K']} fixed-slope cells at the largest n below "
                       f"0.95 - {r['half']:.3f})")
         lines.append(f"Rule {r['rule']}, {r['text']}: {state}{detail}.")
+        if r["rule"] == 2 and not r["holds"]:
+            lines.append(_rule2_trend(perf, r["bad"], s.tables.get("followup")))
     verdict = ("Agrees: " if agrees else "Disagrees: ") + " ".join(lines)
     notes = (
         "**Decision rules** (fixed before the run, module docstring of simulations/coverage.py): "
@@ -461,7 +542,10 @@ def render(s: gfgsm.report.Summaries, figures: Path) -> gfgsm.report.Section:
 
 def section(preset: str, results: Path, figures: Path, *, study: Study = STUDY,
             executor: str = "processes") -> gfgsm.report.Section:
-    """Run (or resume) the study and build the report section (docs/theory.md s.5)."""
+    """Run (or resume) the study and build the report section (docs/theory.md s.5); at the
+    full size also the binomial follow-up :data:`FOLLOWUP` (its table enters the section)."""
+    if preset == "full" and study is STUDY:
+        gfgsm.report.run_study(FOLLOWUP, "full", results, executor)
     return gfgsm.report.split_section(summarise, render, study, preset, results, figures,
                                       executor)
 

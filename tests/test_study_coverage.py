@@ -112,3 +112,30 @@ def test_section_renders_the_same_from_saved_summaries(run, tmp_path):
     assert sum(p.stat().st_size for p in d.glob("*.parquet")) < 1_000_000
     assert all(len(t) < REPS for t in s2.tables.values())
     assert s2.meta["preset"] == "quick"
+
+
+def test_pooled_fixed_slope_coverage_is_the_weighted_share():
+    """Pooling over h and slopes weights each cell by its intervals: hits / intervals."""
+    perf = pd.DataFrame({
+        "family": "binomial", "n": 1000, "interval": "limit",
+        "param": ["beta1", "beta3", "beta1", "beta2"], "h": [0.0, 0.0, 2.0, 0.0],
+        "coverage": [0.9, 0.8, 1.0, 0.1], "n_ci": [100, 50, 50, 100]})
+    got = cv.pooled_fixed(perf)
+    assert len(got) == 1
+    # beta2 is not a fixed slope: (90 + 40 + 50) / 200
+    assert got.coverage.iloc[0] == pytest.approx(180 / 200)
+    assert got.mcse.iloc[0] == pytest.approx(math.sqrt(0.9 * 0.1 / 200))
+
+
+def test_followup_table_counts_covering_intervals(tmp_path):
+    """The follow-up's table from its store: coverage = share of intervals holding the truth,
+    checked against the rows themselves."""
+    out = gfgsm.mc.run(cv.FOLLOWUP, "quick", tmp_path / "fu", reps=6, progress=False)
+    t = cv.followup_table(out)
+    df = gfgsm.mc.load(out)
+    d = df[(df.interval == "bootstrap") & (df.param == "beta1")]
+    want = float(((d.ci_lower <= d["true"]) & (d["true"] <= d.ci_upper)).mean())
+    row = t[(t.interval == "bootstrap") & (t.param == "beta1")]
+    assert row.coverage.iloc[0] == pytest.approx(want) and row.n_ci.iloc[0] == len(d) == 6
+    pooled = t[(t.interval == "limit") & (t.param == "fixed, pooled")]
+    assert pooled.n_ci.iloc[0] == 12
