@@ -71,8 +71,8 @@ preset (5 sample sizes, 400 replications) needs 0.16 CPU-s per replication, abou
 i.e. 35-40 s of wall time on 2 idle workers plus a few seconds for the section.  The full
 preset is dominated by binomial at n = 25600 and poisson and gaussian at 6400; its measured
 wall time is in the README (with the other studies': the budget is 90 minutes for all GLM
-studies on 2 cores).  At n = 25600 a chunk of the default 256 MB memory budget holds about
-150 replications.
+studies on 2 cores).  The engine sizes each condition's chunks by its own n (3 replications at
+n = 25600, the whole condition at n = 100).
 """
 
 from __future__ import annotations

@@ -100,10 +100,10 @@ def test_fusion_is_on_for_cupy_only_by_default(tmp_path):
 
 
 def test_host_memory_budget_is_bounded_by_the_host():
-    from gfgsm.mc.runner import default_memory_budget
+    from gfgsm.mc.runner import HOST_MEMORY_BUDGET, default_memory_budget
 
     budget = default_memory_budget(None)
-    assert 16e6 <= budget <= 256e6
+    assert 16e6 <= budget <= HOST_MEMORY_BUDGET == 64e6
 
 
 def test_network_study_runs_on_the_array_backend():
