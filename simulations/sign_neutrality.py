@@ -39,9 +39,10 @@ Performance measures
     ``l(y, eta - s P)``); compared with the prediction ``lam0 ||beta0||_1 I^{-1} V``, whose
     Monte Carlo SE (from ``se(V)``) is added in quadrature.
 
-Cost (measured on the 2-core machine with one BLAS thread): the quick preset (200
-replications, n = 2000 and 8000, 30 conditions x 2 methods) takes 96 CPU seconds for the study
-(about 50 s of wall time on 2 worker processes of an idle machine) and 5 s for the section,
+Cost (measured on the 2-core machine with one BLAS thread): the quick preset (then 200
+replications, n = 2000 and 8000, 30 conditions x 2 methods) took 96 CPU seconds for the study
+(50-70 s of wall time on 2 worker processes) and 5 s for the section; it now runs 140, so that
+the quick report finishes in 10 minutes with its install.  The cost is
 dominated by the G-FGSM fits of poisson (exact adversary, about 6 us per observation) and
 gaussian.  The previous full preset (n = 1000, 4000, 16000, Richardson pair 4000/16000) with
 2000 replications took 2093 CPU-s (2026-11-26), three quarters of it at n = 16000.  It now
@@ -189,7 +190,7 @@ STUDY = Study(
         MethodSpec("PL (lam D phi)", "pl", lam=LamRule(multiplier="D*phi")),
     ),
     presets={
-        "quick": Preset(reps=200, description="about 1 minute on 2 idle cores"),
+        "quick": Preset(reps=140, description="about 50 s on 2 idle cores"),
         "full": Preset(reps=1000, factors={"n": [1000, 4000, 16000]},
                        description="n to 16000, 1000 replications (module docstring)"),
     },

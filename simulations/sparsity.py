@@ -58,10 +58,11 @@ Performance measures
 Cost (measured on this 2-core machine, single-threaded CPU time per replication)
     The G-FGSM fits dominate (their gaussian and poisson objectives have kinks; 16 grid
     points x 5 penalties per replication): about 0.7 s per replication for poisson, 0.2-0.5 s
-    for gaussian, 0.06-0.09 s for binomial, at every n.  ``quick`` (30 replications,
-    n in {40, 100, 200}, 12 conditions): about 4.4 core-seconds per replication of its grid,
-    i.e. about 130 core-seconds, about a minute of wall time on 2 idle cores with the section
-    (40 replications took 118 s of the quick report, which must finish in 10 minutes).
+    for gaussian, 0.06-0.09 s for binomial, at every n.  ``quick`` (24 replications,
+    n in {40, 100, 200}, 12 conditions): about 4.4 core-seconds per replication of its grid
+    (more with lr's zero check), about 80 s of wall time on 2 idle cores with the section
+    (40 replications took 118 s of the quick report, 30 took 102 s; the report must finish in
+    10 minutes).
     ``full``: n in {40, 100, 200, 800}, 16 conditions, 250 replications (``FULL_COST_NOTE``).
 
 Full-preset design (why n = 800, why 250 replications)
@@ -175,7 +176,7 @@ STUDY = Study(
     make_dgp=make_dgp,
     methods=_methods(),
     presets={
-        "quick": Preset(reps=30, factors={"n": [200, 100, 40]},
+        "quick": Preset(reps=24, factors={"n": [200, 100, 40]},
                         description="about 1.5 minutes on 2 cores"),
         "full": Preset(reps=250, factors={"n": [800, 200, 100, 40]},
                        description="n to 800 (module docstring); about 16 minutes on 2 cores"),
