@@ -257,9 +257,9 @@ STUDY = Study(
 
 
 #: A follow-up of the full preset's rule-2 result (module docstring, "Binomial bootstrap at
-#: the fixed slopes"): binomial at h = 0, every replication bootstrapped, n to 16000.  Run it
-#: with ``gfgsm run simulations/coverage.py:FOLLOWUP --preset full``; read it with
-#: :func:`followup_table`.
+#: the fixed slopes"): binomial at h = 0, every replication bootstrapped, n to 16000.  The
+#: coverage section runs it with the full preset (``gfgsm report --preset full --only
+#: coverage``, into ``results/coverage_followup-full``); read it with :func:`followup_table`.
 FOLLOWUP = Study(
     name="coverage_followup",
     aims="Coverage of the binomial limit-law and bootstrap intervals at fixed slopes as n "
