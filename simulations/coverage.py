@@ -436,6 +436,19 @@ def _rule2_trend(perf: pd.DataFrame, bad: pd.DataFrame, follow: pd.DataFrame | N
                                           for r in g.itertuples())
                      + " at n = " + ", ".join(str(int(v)) for v in g.n)
                      for iv, g in f.groupby("interval")) + ".")
+        boot = f[f.interval == "bootstrap"].sort_values("n")
+        gap = 0.95 - boot.coverage.to_numpy(dtype=float)
+        if len(boot) >= 2 and (gap > 0).all():
+            # the shortfall's rate, log(0.95 - coverage) on log n, and where it would reach
+            # half a point
+            slope, icpt = np.polyfit(np.log(boot.n.to_numpy(dtype=float)), np.log(gap), 1)
+            if slope < 0:
+                n_half = math.exp((math.log(0.005) - icpt) / slope)
+                text += (f" The bootstrap's shortfall {', '.join(f'{g:.3f}' for g in gap)} "
+                         f"falls like n^({slope:.2f}): a slow finite-sample effect, which "
+                         f"would reach half a point near n = {float(f'{n_half:.1g}'):,.0f} "
+                         "(a rough extrapolation: each shortfall has an MCSE of up to "
+                         f"{float(boot.mcse.max()):.3f}).")
     return text
 
 
