@@ -61,6 +61,9 @@ def _where(cond: Any, a: Any, b: float) -> Any:
 
 #: The per-replication ``(R, n)`` fields of :class:`Objective` (subset together by ``take``).
 _PER_REPLICATION = ("signs", "sample_weight", "tilt")
+#: Beyond this |rho| the smoothed |rho|, sqrt(rho^2 + smooth^2), is |rho| in float64 (for any
+#: smooth below 1e142) and rho^2 would overflow.
+_H_BIG = 1e150
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,11 @@ class Objective:
         lm, lp = fam.loss(y, eta - Pb), fam.loss(y, eta + Pb)
         rho, re, rP, ree, reP, rPP = fam.adversarial_residual(y, eta, Pb)
         if ties is None:
-            h = xp.sqrt(rho * rho + sm * sm)
+            # rho^2 overflows past |rho| ~ 1.3e154 (poisson at a far trial point of a line
+            # search, mu = exp(eta)); there h = |rho| to the last bit, since smooth << rho
+            big = xp.abs(rho) > _H_BIG
+            rc = xp.where(big, 0.0, rho)
+            h = xp.where(big, xp.abs(rho), xp.sqrt(rc * rc + sm * sm))
         else:
             h = xp.where(ties, nu * rho, xp.abs(rho))
         adv = (lm + lp) / 2.0 + Pb * h

@@ -453,3 +453,30 @@ def test_smoothed_value_bounds_the_worst_case(family, xp):
         slack = 1e-12 * np.abs(v)
         assert np.all(sv >= v - slack)
         assert np.all(sv <= v + P * smooth + slack)
+
+
+def test_smoothed_residual_does_not_overflow_far_out():
+    """At a far trial point (poisson, eta = 400: mu ~ 5e173) rho^2 overflows; the smoothed
+    |rho| is then |rho| itself, as np.hypot (which cannot overflow here) gives, with no
+    RuntimeWarning; at ordinary points the value is sqrt(rho^2 + smooth^2) to the last bit."""
+    import warnings
+
+    from gfgsm.objectives import make_objective
+
+    obj = make_objective("poisson", "gfgsm", "exact")
+    fam = obj.family
+    y = np.array([[0.0, 3.0, 1.0, 2.0]])
+    eta = np.array([[400.0, 1.0, 0.5, -2.0]])
+    P = np.array([0.2])
+    sm = np.array([0.1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        psi, _ = obj._smoothed_psi(y, eta, P, sm)
+    rho = fam.adversarial_residual(y, eta, P[..., None])[0]
+    lm, lp = fam.loss(y, eta - P[..., None]), fam.loss(y, eta + P[..., None])
+    want = (lm + lp) / 2.0 + P[..., None] * np.hypot(rho, sm[..., None])
+    np.testing.assert_allclose(psi, want, rtol=1e-15)
+    r = rho[:, 1:]
+    ordinary = (lm[:, 1:] + lp[:, 1:]) / 2.0 + P[..., None] * np.sqrt(r * r + 0.1 * 0.1)
+    np.testing.assert_array_equal(psi[:, 1:], ordinary)
+    assert np.isfinite(psi).all()
