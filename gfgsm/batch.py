@@ -494,7 +494,7 @@ def _zero_check(prob: _Problem, res: Any) -> Any:
     cols = xp.arange(p)
     for _ in range(p):
         theta = res.theta
-        f = prob.obj.value(prob.ya, prob.eta_of(theta), pen.value(theta[:, o:], prob.lam))
+        f = _reported_objective(prob, theta)
         # One solve per coordinate, each over the replications where it is a candidate, keeps
         # the memory that of the fit itself.
         cands: list[Any] = []
@@ -510,8 +510,7 @@ def _zero_check(prob: _Problem, res: Any) -> Any:
             start = xp.take(xp.concat([theta[:, :o], start], axis=1), idx, axis=0)
             sub = _take_problem(prob, idx)
             new = sub.run(pen.as_shift(sub.lam, p), start, smooth0=_WARM_SMOOTH)
-            f_new = sub.obj.value(sub.ya, sub.eta_of(new.theta),
-                                  pen.value(new.theta[:, o:], sub.lam))
+            f_new = _reported_objective(sub, new.theta)
             usable = new.converged | ~xp.take(res.converged, idx, axis=0)
             f_new = xp.where(usable & ~xp.isnan(f_new), f_new, xp.inf)
             values.append(_scatter(xp, tried, f_new, xp.inf))
@@ -534,6 +533,13 @@ def _zero_check(prob: _Problem, res: Any) -> Any:
         live = improve
     prob.info["zero_check_moves"] = moves
     return res
+
+
+def _reported_objective(prob: _Problem, theta: Any) -> Any:
+    """(R,) the objective :class:`BatchFit` reports at ``theta``: the problem's own ``psi``
+    with the penalty's shift at its slopes."""
+    return prob.obj.value(prob.ya, prob.eta_of(theta), prob.pen.value(theta[:, prob.o:],
+                                                                       prob.lam))
 
 
 def _take_problem(prob: _Problem, idx: Any) -> _Problem:
@@ -640,7 +646,7 @@ def _assemble(prob: _Problem, res: Any) -> BatchFit:
     coef = theta[:, prob.o:]
     intercept = theta[:, 0] if prob.o else xp.zeros((prob.R,), dtype=xp.float64)
     eta = prob.eta_of(theta)
-    objective_value = prob.obj.value(prob.ya, eta, pen.value(coef, prob.lam))
+    objective_value = _reported_objective(prob, theta)
     diverging = _diverging(prob.fam, prob.obj, prob.ya, eta, pen.value(coef, prob.lam),
                            prob.lam, pen)
     converged = res.converged & ~diverging

@@ -284,18 +284,15 @@ FOLLOWUP = Study(
 # --------------------------------------------------------------------------------------------
 def followup_table(store: Path) -> pd.DataFrame:
     """Coverage (MCSE) of the limit-law and bootstrap intervals per n in a :data:`FOLLOWUP`
-    store: per fixed slope, and pooled over both (``param = "fixed, pooled"``)."""
-    df = gfgsm.mc.load(store)
-    df = df[df["interval"].isin(["limit", "bootstrap"]) & df["param"].isin(FIXED)]
-    cover = (df["ci_lower"] <= df["true"]) & (df["true"] <= df["ci_upper"])
-    df = df.assign(cover=cover.astype(float))
-    rows = []
-    for keys, g in [*df.groupby(["interval", "n", "param"]),
-                    *(((*k, "fixed, pooled"), g) for k, g in df.groupby(["interval", "n"]))]:
-        c, m = float(g["cover"].mean()), len(g)
-        rows.append({"interval": keys[0], "n": int(keys[1]), "param": keys[2], "coverage": c,
-                     "mcse": math.sqrt(c * (1 - c) / m), "n_ci": m})
-    return pd.DataFrame(rows).sort_values(["interval", "param", "n"]).reset_index(drop=True)
+    store: per fixed slope (:func:`measures`), and pooled over both (:func:`pooled_fixed`,
+    ``param = "fixed, pooled"``)."""
+    perf = measures(gfgsm.mc.load(store))
+    each = perf[perf.param.isin(FIXED) & perf.interval.isin(["limit", "bootstrap"])].rename(
+        columns={"coverage_mcse": "mcse"})
+    pooled = pooled_fixed(perf).assign(param="fixed, pooled")
+    cols = ["interval", "n", "param", "coverage", "mcse", "n_ci"]
+    return (pd.concat([each[cols], pooled[cols]], ignore_index=True)
+            .sort_values(["interval", "param", "n"]).reset_index(drop=True))
 
 
 
@@ -417,8 +414,7 @@ def _rule2_trend(perf: pd.DataFrame, bad: pd.DataFrame, follow: pd.DataFrame | N
     """The numbers behind a rule-2 failure: the pooled fixed-slope coverage of the failing
     (family, interval) pairs as n grows, and the follow-up to larger n where it was run."""
     pooled = pooled_fixed(perf)
-    keys = sorted({(r.family, r.interval) for r in bad.itertuples()})
-    fams = sorted({f for f, _ in keys})
+    fams = sorted(set(bad.family))
     parts = []
     for fam in fams:
         for iv in ("limit", "bootstrap"):

@@ -104,31 +104,28 @@ def default_memory_budget(backend: str | None) -> float:
     return float(min(HOST_MEMORY_BUDGET, max(16e6, 0.25 * available)))
 
 
-def _auto_chunk(study: Study, preset: str, memory_budget: float, fuse: bool = False,
-                group: list[int] | None = None) -> int:
-    """Replications per chunk: as many as ``memory_budget`` allows for the largest condition
-    of ``group`` (of the whole grid when ``None``), so that small conditions run in few large
-    chunks and large ones in small chunks."""
+def _auto_chunk(study: Study, preset: str, memory_budget: float, group: list[int]) -> int:
+    """Replications per chunk of the fusion group ``group``: as many as ``memory_budget``
+    allows for its largest condition, so that small conditions run in few large chunks and
+    large ones in small chunks."""
     conds = study.conditions(preset)
     reps = study.preset(preset).reps
     if study.chunk_size is not None:
         return min(reps, study.chunk_size)
     if study.compute is not None:
         return reps
-    members = range(len(conds)) if group is None else group
-    worst = max(int(conds[c]["n"]) * (study.make_dgp(conds[c]).design.p + 2) for c in members)
+    worst = max(int(conds[c]["n"]) * (study.make_dgp(conds[c]).design.p + 2) for c in group)
     # A BIC-tuned method fits every replication once per grid point in one call, and a fused
     # group fits every condition of the group in that call too.
     fits = max(max(len(m.grid), 1) for m in study.methods)
-    width = (max(len(g) for g in fusion_groups(study, preset, fuse)) if group is None
-             else len(group))
-    return max(1, min(reps, int(memory_budget // (worst * fits * width * _BYTES_PER_CELL))))
+    return max(1, min(reps, int(memory_budget // (worst * fits * len(group) * _BYTES_PER_CELL))))
 
 
 def _existing_chunks(store: Any) -> dict[int, int]:
     """Per condition, the chunk size a resumed store already used (the length of its chunk
-    starting at replication 0): new chunks must not overlap the finished ones."""
-    return {c: e - s for c, s, e in store.done_chunks() if s == 0}
+    starting at replication 0, from the markers alone: the chunks are verified once, by
+    :meth:`ResultStore.is_done`): new chunks must not overlap the finished ones."""
+    return {c: e - s for c, s, e in store.marked_chunks() if s == 0}
 
 
 def compute_chunk(study: Study, preset: str, condition: int, start: int, stop: int,
@@ -234,17 +231,15 @@ def param_rows(method: str, reps: np.ndarray, params: Any, est: np.ndarray, true
 
 
 def _compute_hook(study: Study, cond: dict[str, Any], condition: int, dgp: Any, start: int,
-                  stop: int, backend: str | None, seed_index: int | None = None) -> pd.DataFrame:
+                  stop: int, backend: str | None, seed_index: int) -> pd.DataFrame:
     """The study's own chunk computation, with the condition's index and factors prepended;
-    its random numbers come from ``seed_index`` (:meth:`Study.seed_indices`; default the
-    condition's index)."""
+    its random numbers come from ``seed_index`` (:meth:`Study.seed_indices`)."""
     reps = np.arange(start, stop, dtype=np.int64)
-    key = condition if seed_index is None else seed_index
     if study.compute_draws == "stream":
-        draws: Any = Stream.create(condition_key(study.seed, key),
+        draws: Any = Stream.create(condition_key(study.seed, seed_index),
                                    reps.astype(np.uint64), resolve_backend(backend))
     else:
-        draws = [replication_seed(study.seed, key, int(r)) for r in reps]
+        draws = [replication_seed(study.seed, seed_index, int(r)) for r in reps]
     out = study.compute(study, cond, dgp, reps, draws, backend)
     if not isinstance(out, pd.DataFrame) or not {"method", "rep"} <= set(out.columns):
         raise TypeError(f"study {study.name!r}: compute must return a DataFrame with columns "
@@ -408,7 +403,7 @@ def run(
     for group in fusion_groups(study, preset, fuse):
         kept = [existing[c] for c in group if c in existing]
         cs = chunk_size or (max(kept) if kept else _auto_chunk(study, preset, memory_budget,
-                                                                fuse, group))
+                                                                group))
         sizes.update(dict.fromkeys(group, cs))
         for s, e in chunk_bounds(reps, cs):
             members = [(c, s, e) for c in group if not store.is_done(c, s, e)]

@@ -285,6 +285,12 @@ class ResultStore:
             return False
         return True
 
+    def marked_chunks(self) -> list[ChunkKey]:
+        """Sorted ``(c, start, stop)`` of every chunk with a completion marker, from one
+        directory listing and unverified (the chunk boundaries a store was written with;
+        :meth:`done_chunks` and :meth:`is_done` verify)."""
+        return sorted(self._listing()[0])
+
     def done_chunks(self) -> list[ChunkKey]:
         """Sorted ``(c, start, stop)`` of every valid chunk; invalid ones are deleted."""
         markers, files = self._listing()
