@@ -222,3 +222,16 @@ def test_section_renders_the_same_from_saved_summaries(tiny, tiny_section, tmp_p
     for name, table in s2.tables.items():
         assert "rep" not in table.columns, name
         assert len(table) <= cells, name  # per-replication rows would be cells x REPS
+
+
+def test_local_slopes_are_log_ratios_with_delta_method_cis():
+    """Closed form: the slope between consecutive n is log(R2/R1)/log(n2/n1), its 95% CI
+    +-1.96 sqrt((s1/R1)^2 + (s2/R2)^2) / log(n2/n1) (independent conditions)."""
+    rm = pd.DataFrame({"teacher": "t", "method": "m", "n": [250, 1000, 4000],
+                       "rmse": [0.4, 0.25, 0.12], "rmse_mcse": [0.02, 0.01, 0.006]})
+    got = nt.local_slopes(rm, "t", "m")
+    want = np.log(0.12 / 0.25) / np.log(4)
+    assert got.slope.iloc[1] == pytest.approx(want, rel=1e-12)
+    half = 1.96 * np.hypot(0.01 / 0.25, 0.006 / 0.12) / np.log(4)
+    assert got.hi.iloc[1] - got.slope.iloc[1] == pytest.approx(half, rel=1e-12)
+    assert list(got.n_from) == [250, 1000] and list(got.n_to) == [1000, 4000]

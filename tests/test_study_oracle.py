@@ -124,3 +124,36 @@ def test_section_renders_the_same_from_saved_summaries(run, tmp_path):
     assert sum(p.stat().st_size for p in d.glob("*.parquet")) < 200_000
     for name, t in s2.tables.items():
         assert "rep" not in t.columns, name
+
+
+def test_two_term_extrapolation_removes_both_finite_sample_terms():
+    """Closed form: d(n) = d_inf + a n^(-1/4) + b n^(-1/2) at n = 1000, 4000, 16000 is
+    extrapolated exactly by the two-term value (to rounding, 1e-12), while the one-term value
+    of the last pair keeps a residual from the n^(-1/2) term; the SE is the propagation of
+    independent per-size MCSEs through the linear map, whose weights the test recovers by
+    unit perturbations of each d(n)."""
+    import pandas as pd
+
+    sizes = [1000, 4000, 16000]
+    d_inf, a, b = 0.01, 0.7, -1.3
+
+    def d(n):
+        return d_inf + a * n ** -0.25 + b * n ** -0.5
+
+    frame = pd.DataFrame({**{f"d{n}": [d(n)] for n in sizes},
+                          **{f"s{n}": [0.001 * (k + 1)] for k, n in enumerate(sizes)},
+                          "limit": [d_inf], "limit_se": [0.0]})
+    t = oracle.two_term(frame, sizes)
+    assert t.ext2.iloc[0] == pytest.approx(d_inf, abs=1e-12)
+    one = (d(16000) - 4 ** -0.25 * d(4000)) / (1 - 4 ** -0.25)
+    assert t.ext_pair2.iloc[0] == pytest.approx(one, rel=1e-12)
+    assert abs(one - d_inf) > 1e-3  # the one-term value is biased by the b term
+    # the SE: ext2 is linear in (d1, d2, d3); recover its weights by finite differences
+    w = []
+    for n in sizes:
+        bumped = frame.copy()
+        bumped[f"d{n}"] += 1.0
+        w.append(float(oracle.two_term(bumped, sizes).ext2.iloc[0] - t.ext2.iloc[0]))
+    se = np.sqrt(sum((wk * 0.001 * (k + 1)) ** 2 for k, wk in enumerate(w)))
+    assert t.se2.iloc[0] == pytest.approx(se, rel=1e-9)
+    assert t.ratio2.iloc[0] == pytest.approx(d(16000) / d(4000), rel=1e-12)
